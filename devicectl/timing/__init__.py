@@ -1,0 +1,1 @@
+"""The timing core: a pure state machine with an injected clock."""
