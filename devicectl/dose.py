@@ -1,8 +1,11 @@
-"""Dose: what was delivered, against what was planned. Per hold, then rolled up per step, site, session."""
+"""Dose: delivered against what was planned, per hold; rolled up per step, site, session."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+
+from devicectl.plan import ChairStep, GunStep, HoldStep, Plan, Step
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,9 @@ class HoldDose:
     ramp_rate_n_s: float | None  # mean loading rate from contact to the band, None if never reached
     completed: bool  # the planned in-band time was delivered
     over_held: bool  # wall time passed the hold cap
+    paused_s: float = (
+        0.0  # session-paused seconds inside [started_s, ended_s] (not counted by caps)
+    )
 
     @property
     def wall_s(self) -> float:
@@ -55,3 +61,143 @@ class SessionDose:
     steps: tuple[DoseTotals, ...]
     sites: tuple[DoseTotals, ...]
     total: DoseTotals
+
+
+# --- accumulation ---------------------------------------------------------------------------
+
+
+def contact_segment(
+    t0: float, f0: float, t1: float, f1: float, contact_n: float
+) -> tuple[float, float]:
+    """Seconds with force above ``contact_n`` and the force-time integral over them (N*s).
+
+    The force is taken as linear between the two samples (the trapezoid rule), and a segment that
+    crosses the contact level is cut at the crossing: a piecewise-linear trace integrates exactly.
+    """
+    dt = t1 - t0
+    above0, above1 = f0 > contact_n, f1 > contact_n
+    if dt <= 0 or not (above0 or above1):
+        return 0.0, 0.0
+    if above0 and above1:
+        return dt, (f0 + f1) / 2.0 * dt
+    crossing = t0 + (contact_n - f0) / (f1 - f0) * dt
+    if above0:
+        seconds = crossing - t0
+        return seconds, (f0 + contact_n) / 2.0 * seconds
+    seconds = t1 - crossing
+    return seconds, (contact_n + f1) / 2.0 * seconds
+
+
+def interpolate(t0: float, f0: float, t1: float, f1: float, t: float) -> float:
+    """The force at ``t`` on the line between two samples (``f0`` when they coincide)."""
+    if t1 <= t0:
+        return f0
+    return f0 + (f1 - f0) * (t - t0) / (t1 - t0)
+
+
+# --- roll-ups -------------------------------------------------------------------------------
+
+
+def step_label(step: Step) -> str:
+    """What a step is about, for screens and roll-ups: the site, area, program, or the note."""
+    if isinstance(step, HoldStep):
+        return step.site
+    if isinstance(step, GunStep):
+        return step.area
+    if isinstance(step, ChairStep):
+        return step.program
+    return step.note or "pause"
+
+
+def merge_levels(pairs: Iterable[tuple[int, float]]) -> tuple[tuple[int, float], ...]:
+    """Seconds per gun level, summed, levels ascending; levels with no time are left out."""
+    by_level: dict[int, float] = {}
+    for level, seconds in pairs:
+        by_level[level] = by_level.get(level, 0.0) + seconds
+    return tuple((lvl, s) for lvl, s in sorted(by_level.items()) if s > 0)
+
+
+def rollup(
+    label: str,
+    holds: Iterable[HoldDose],
+    *,
+    holds_planned: int = 0,
+    planned_in_band_s: float = 0.0,
+    planned_gun_s: float = 0.0,
+    gun_s_by_level: Iterable[tuple[int, float]] = (),
+) -> DoseTotals:
+    """Sum holds (and gun time) under one label. The mean is contact-weighted: sum of integrals
+    over sum of contact time, so a long hold weighs more than a short one."""
+    hs = tuple(holds)
+    contact_s = sum(h.contact_s for h in hs)
+    integral_ns = sum(h.integral_ns for h in hs)
+    levels = merge_levels(gun_s_by_level)
+    return DoseTotals(
+        label=label,
+        holds_planned=holds_planned,
+        holds_done=sum(1 for h in hs if h.completed),
+        planned_in_band_s=planned_in_band_s,
+        in_band_s=sum(h.in_band_s for h in hs),
+        contact_s=contact_s,
+        integral_ns=integral_ns,
+        peak_n=max((h.peak_n for h in hs), default=0.0),
+        mean_n=integral_ns / contact_s if contact_s > 0 else 0.0,
+        over_ceiling_s=sum(h.over_ceiling_s for h in hs),
+        planned_gun_s=planned_gun_s,
+        gun_s=sum(s for _, s in levels),
+        gun_s_by_level=levels,
+    )
+
+
+def _step_totals(
+    index: int, step: Step, holds: Sequence[HoldDose], gun_s_by_step: Mapping[int, float]
+) -> DoseTotals:
+    label = step_label(step)
+    if isinstance(step, HoldStep):
+        mine = [h for h in holds if h.step_index == index]
+        return rollup(
+            label, mine, holds_planned=step.repeat, planned_in_band_s=step.hold_s * step.repeat
+        )
+    if isinstance(step, GunStep):
+        gun = ((step.level, gun_s_by_step.get(index, 0.0)),)
+        return rollup(label, (), planned_gun_s=step.duration_s, gun_s_by_level=gun)
+    return rollup(label, ())
+
+
+def _combine(label: str, parts: Sequence[DoseTotals], holds: Iterable[HoldDose]) -> DoseTotals:
+    """Roll several step totals up under one label; the holds give peak and mean exactly."""
+    return rollup(
+        label,
+        holds,
+        holds_planned=sum(p.holds_planned for p in parts),
+        planned_in_band_s=sum(p.planned_in_band_s for p in parts),
+        planned_gun_s=sum(p.planned_gun_s for p in parts),
+        gun_s_by_level=[pair for p in parts for pair in p.gun_s_by_level],
+    )
+
+
+def session_dose(
+    plan: Plan, holds: Sequence[HoldDose], gun_s_by_step: Mapping[int, float]
+) -> SessionDose:
+    """Delivered against planned, per step (every step of the plan, in order), per site and for
+    the session. A hold site and a gun area with the same name are the same site: one body part."""
+    steps = tuple(_step_totals(i, s, holds, gun_s_by_step) for i, s in enumerate(plan.steps))
+    site_names: list[str] = []
+    for step in plan.steps:
+        if isinstance(step, HoldStep | GunStep) and step_label(step) not in site_names:
+            site_names.append(step_label(step))
+    sites = tuple(
+        _combine(
+            name,
+            [t for s, t in zip(plan.steps, steps, strict=True) if _is_site(s, name)],
+            [h for h in holds if h.site == name],
+        )
+        for name in site_names
+    )
+    return SessionDose(
+        holds=tuple(holds), steps=steps, sites=sites, total=_combine(plan.name, steps, holds)
+    )
+
+
+def _is_site(step: Step, name: str) -> bool:
+    return isinstance(step, HoldStep | GunStep) and step_label(step) == name

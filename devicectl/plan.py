@@ -1,4 +1,4 @@
-"""The plan model: what a session is meant to deliver. Forces are newtons here, whatever the file said.
+"""The plan model: what a session should deliver. Forces are newtons here, whatever the file said.
 
 Reading and validating plan files lives in :mod:`devicectl.planfile`; this module is only the shape.
 """
@@ -34,7 +34,7 @@ class HoldStep:
 
 @dataclass(frozen=True)
 class PauseStep:
-    """An instruction for the therapist: timed when ``duration_s`` is set, else it waits to be confirmed."""
+    """An instruction: timed when ``duration_s`` is set, else it waits for CONFIRM."""
 
     duration_s: float | None = None
     note: str = ""
@@ -82,7 +82,7 @@ class Limits:
 
 @dataclass(frozen=True)
 class Plan:
-    """A validated plan. ``source`` names the file (or ``builtin:NAME``) for messages and records."""
+    """A validated plan. ``source`` names the file (or ``builtin:NAME``) for messages, records."""
 
     name: str
     units: ForceUnit

@@ -1,6 +1,8 @@
-"""Device errors. One root with a few branches; each carries the device and a hint a user can act on.
+"""Device errors. One root with a few branches; each carries the device and a hint a user can
+act on.
 
-Library errors (pyserial's, bleak's, OSError) are translated into these exactly once, at the transport.
+Library errors (pyserial's, bleak's, OSError) are translated into these exactly once, at the
+transport.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Self
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,23 @@ class DeviceInfo:
     firmware: str = ""
     battery: str = ""
     simulated: bool = False
+
+
+@dataclass(frozen=True)
+class LinkStats:
+    """Counters a driver keeps about its link, for the runner and ``devicectl diagnose``.
+
+    ``requests`` sent; ``readings`` received; ``missed`` requests that got no reply in time;
+    ``garbage`` lines that were not what was asked for; ``errors`` the device reported;
+    ``dropped`` samples discarded because nobody consumed them.
+    """
+
+    requests: int = 0
+    readings: int = 0
+    missed: int = 0
+    garbage: int = 0
+    errors: int = 0
+    dropped: int = 0
 
 
 class ForceSensor(abc.ABC):
@@ -54,7 +72,12 @@ class ForceSensor(abc.ABC):
     def info(self) -> DeviceInfo | None:
         """Identity after :meth:`connect`, else None."""
 
-    async def __aenter__(self) -> ForceSensor:
+    @property
+    def stats(self) -> LinkStats | None:
+        """Link counters, for drivers that keep them (None otherwise)."""
+        return None
+
+    async def __aenter__(self) -> Self:
         await self.connect()
         return self
 

@@ -1,4 +1,4 @@
-"""Hygiene for every test: no leaked asyncio tasks, and a helper for tests that need a system tool."""
+"""Hygiene for every test: no leaked asyncio tasks; a helper for tests that need a system tool."""
 
 from __future__ import annotations
 

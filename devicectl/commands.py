@@ -1,0 +1,275 @@
+"""What each command does, once the CLI has parsed its arguments."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from devicectl import opener
+from devicectl.builtin import builtin_names, builtin_plan, builtin_text, describe_plan, resolve_plan
+from devicectl.console import dose_table
+from devicectl.errors import DevicectlError, PlanError
+from devicectl.export import export_csv, export_json
+from devicectl.plan import Plan
+from devicectl.planfile import load_plan
+from devicectl.records import DeviceRecord, Records, SessionSummary
+from devicectl.session import EXIT_BAD_INPUT, SessionResult, SessionRunner, SessionSink
+from devicectl.sinks import ConsoleSink, JsonSink
+from devicectl.summary import dose_summary
+from devicectl.timing.types import Command
+from drivers.force import DeviceInfo
+
+DEMO_PLAN = "demo"
+DEMO_SENSOR = "mark10@sim"
+_KEYS = {
+    "": Command.CONFIRM,
+    "p": Command.PAUSE,
+    "r": Command.RESUME,
+    "n": Command.NEXT,
+    "s": Command.STOP,
+}
+KEY_HELP = "keys, then Enter: (Enter) continue  p pause  r resume  n next step  t tare  s STOP"
+
+
+# -- sessions ----------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> int:
+    plan = resolve_plan(args.plan)
+    spec = opener.parse_sensor(args.tbar)
+    return asyncio.run(run_session(plan, spec, db=args.db, json_out=args.json, rate_hz=args.rate))
+
+
+def demo(args: argparse.Namespace) -> int:
+    plan = builtin_plan(DEMO_PLAN)
+    spec = opener.parse_sensor(DEMO_SENSOR)
+    return asyncio.run(run_session(plan, spec, db=args.db, json_out=args.json, rate_hz=50.0))
+
+
+def plan_text(plan: Plan) -> str:
+    """The plan as written, for the records."""
+    if plan.source.startswith("builtin:"):
+        return builtin_text(plan.source.removeprefix("builtin:"))
+    try:
+        return Path(plan.source).read_text(encoding="utf-8")
+    except OSError:
+        return ""
+
+
+def device_line(info: DeviceInfo) -> str:
+    label = " (SIMULATED)" if info.simulated else ""
+    ident = " ".join(
+        x for x in (info.model, info.serial, info.firmware and f"fw {info.firmware}") if x
+    )
+    return f"T-bar: {ident} on {info.address}{label}"
+
+
+async def run_session(
+    plan: Plan, spec: opener.SensorSpec, *, db: Path | None, json_out: bool, rate_hz: float
+) -> int:
+    records = Records.open(db)
+    sink: ConsoleSink | JsonSink = JsonSink() if json_out else ConsoleSink(plan)
+    for session_id in records.recovered:
+        sink.message(f"session {session_id} was left running by a crash: marked interrupted")
+    try:
+        async with opener.open_force_sensor(spec, plan=plan, rate_hz=rate_hz) as sensor:
+            info = await sensor.connect()
+            sink.message(device_line(info))
+            writer = records.begin(
+                plan_name=plan.name,
+                plan_source=plan.source,
+                plan_text=plan_text(plan),
+                devices=[_device_record(spec.text, info)],
+            )
+            runner = SessionRunner(plan, sensor, writer, sink)
+            sink.message(f"plan: {plan.name} ({len(plan.steps)} steps); {KEY_HELP}")
+            with _signals(runner), _keyboard(runner):
+                result = await runner.run()
+    finally:
+        records.close()
+    _report(result, plan, sink)
+    return result.exit_code
+
+
+def _device_record(address: str, info: DeviceInfo) -> DeviceRecord:
+    return DeviceRecord(
+        role="tbar",
+        address=address,
+        model=info.model,
+        serial=info.serial,
+        firmware=info.firmware,
+        simulated=info.simulated,
+    )
+
+
+def _report(result: SessionResult, plan: Plan, sink: ConsoleSink | JsonSink) -> None:
+    if isinstance(sink, JsonSink):
+        summary = dose_summary(result.dose, plan, result.error or "")
+        sink.emit(
+            {
+                "type": "summary",
+                "session_id": result.session_id,
+                "status": result.status,
+                "exit_code": result.exit_code,
+                "error": result.error,
+                "dose": summary,
+            }
+        )
+    else:
+        sink.message("")
+        sink.message(dose_table(result.dose, plan.units))
+        sink.message(f"session {result.session_id}: {result.status}")
+    if result.error:
+        print(f"devicectl: error: {result.error}", file=sys.stderr)
+
+
+@contextmanager
+def _signals(runner: SessionRunner) -> Iterator[None]:
+    """Ctrl-C and SIGTERM become an emergency stop: actuators first, then a clean close."""
+    loop = asyncio.get_running_loop()
+    names = {signal.SIGINT: "interrupted (Ctrl-C)", signal.SIGTERM: "terminated (SIGTERM)"}
+    for sig, reason in names.items():
+        loop.add_signal_handler(sig, runner.interrupt, reason)
+    try:
+        yield
+    finally:
+        for sig in names:
+            loop.remove_signal_handler(sig)
+
+
+@contextmanager
+def _keyboard(runner: SessionRunner) -> Iterator[None]:
+    """Line commands on stdin. Without a readable stdin, untimed pauses are confirmed at once."""
+    loop = asyncio.get_running_loop()
+    try:
+        fd = sys.stdin.fileno()
+        loop.add_reader(fd, _read_key, runner)
+    except (OSError, ValueError, AttributeError):
+        runner.auto_confirm = True
+        yield
+        return
+    try:
+        yield
+    finally:
+        loop.remove_reader(fd)
+
+
+def _read_key(runner: SessionRunner) -> None:
+    line = sys.stdin.readline()
+    if not line:  # end of input: nobody can confirm a pause any more
+        asyncio.get_running_loop().remove_reader(sys.stdin.fileno())
+        runner.auto_confirm = True
+        return
+    key = line.strip().lower()[:1]
+    if key == "t":
+        task = asyncio.get_running_loop().create_task(runner.tare(), name="tare")
+        runner.keep(task)
+    elif key in _KEYS:
+        runner.command(_KEYS[key], reason="stop key")
+
+
+# -- plans -------------------------------------------------------------------------------------
+
+
+def plans_list(args: argparse.Namespace) -> int:
+    for name in builtin_names():
+        plan = builtin_plan(name)
+        print(f"{name:16} {plan.name}: {plan.description}")
+    return 0
+
+
+def plans_show(args: argparse.Namespace) -> int:
+    print(describe_plan(resolve_plan(args.name)))
+    return 0
+
+
+def plans_validate(args: argparse.Namespace) -> int:
+    failed = 0
+    for path in args.files:
+        try:
+            plan = load_plan(path)
+        except PlanError as exc:
+            print(f"devicectl: error: {exc}", file=sys.stderr)
+            failed += 1
+        else:
+            print(f"{path}: ok ({plan.name}, {len(plan.steps)} steps)")
+    return EXIT_BAD_INPUT if failed else 0
+
+
+# -- records -----------------------------------------------------------------------------------
+
+
+def _summary_dict(s: SessionSummary) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "plan": s.plan_name,
+        "status": s.status,
+        "started_at": s.started_at,
+        "ended_at": s.ended_at,
+        "duration_s": s.duration_s,
+        "holds": s.holds,
+        "samples": s.samples,
+        "devices": [
+            {"role": d.role, "address": d.address, "model": d.model, "simulated": d.simulated}
+            for d in s.devices
+        ],
+    }
+
+
+def history(args: argparse.Namespace) -> int:
+    records = Records.open(args.db)
+    try:
+        sessions = records.sessions()
+    finally:
+        records.close()
+    if args.json:
+        print(json.dumps([_summary_dict(s) for s in sessions], indent=2))
+        return 0
+    if not sessions:
+        print("no sessions recorded yet")
+    for s in sessions:
+        duration = "" if s.duration_s is None else f"{s.duration_s:6.0f} s"
+        sim = " (simulated)" if any(d.simulated for d in s.devices) else ""
+        print(
+            f"{s.id:5}  {s.started_at}  {s.status:11}  {duration:>8}  {s.holds:3} holds  "
+            f"{s.plan_name}{sim}"
+        )
+    return 0
+
+
+def export(args: argparse.Namespace) -> int:
+    records = Records.open(args.db)
+    try:
+        if args.format == "json":
+            text = json.dumps(export_json(records, args.id), indent=2)
+            if args.out is None:
+                print(text)
+            else:
+                args.out.write_text(text + "\n", encoding="utf-8")
+                print(f"wrote {args.out}", file=sys.stderr)
+        else:
+            for path in export_csv(records, args.id, args.out or Path.cwd()):
+                print(path)
+    except OSError as exc:
+        raise DevicectlError(f"cannot write the export: {exc}") from exc
+    finally:
+        records.close()
+    return 0
+
+
+# -- simulators --------------------------------------------------------------------------------
+
+
+def sim(args: argparse.Namespace) -> int:
+    plan = resolve_plan(args.plan)
+    return asyncio.run(opener.serve_simulator(args.model, plan, tcp_port=args.tcp, loop=args.loop))
+
+
+__all__ = ["SessionSink"]

@@ -1,0 +1,143 @@
+"""Text for people: the live status line, event lines and the dose table. Pure functions of data."""
+
+from __future__ import annotations
+
+from devicectl.dose import DoseTotals, HoldDose, SessionDose
+from devicectl.plan import Plan
+from devicectl.timing.types import (
+    ActuatorCommand,
+    Alert,
+    Cue,
+    CueKind,
+    HoldDone,
+    Output,
+    Phase,
+    PhaseChange,
+    SessionEnded,
+    Status,
+)
+from devicectl.units import ForceUnit, from_newtons
+
+_CUE_TEXT = {
+    CueKind.RELEASE: "RELEASE now: hold complete",
+    CueKind.REST_OVER: "rest over: next hold when ready",
+    CueKind.STEP_START: "next step",
+    CueKind.SESSION_DONE: "session complete",
+}
+
+
+def _f(value_n: float | None, unit: ForceUnit, digits: int = 1) -> str:
+    if value_n is None:
+        return "--"
+    return f"{from_newtons(value_n, unit):.{digits}f}"
+
+
+def _bar(done: float, total: float, width: int = 10) -> str:
+    filled = 0 if total <= 0 else min(width, int(width * done / total))
+    return "#" * filled + "." * (width - filled)
+
+
+def status_line(status: Status, unit: ForceUnit) -> str:
+    """One line: step, phase, force against band, hold progress or countdown."""
+    parts = [
+        f"step {status.step_index + 1}/{status.step_count}",
+        status.label,
+        f"rep {status.rep}/{status.repeats}" if status.step_kind == "hold" else status.step_kind,
+        status.phase.value if status.state.value == "running" else status.state.value.upper(),
+        f"{_f(status.force_n, unit)} {unit.value}",
+    ]
+    if status.band_n is not None:
+        parts.append(f"band {_f(status.band_n[0], unit)}-{_f(status.band_n[1], unit)}")
+    if status.hold_s is not None and status.phase in (Phase.RAMP, Phase.HOLD, Phase.RELEASE):
+        bar = _bar(status.in_band_s, status.hold_s)
+        parts.append(f"hold [{bar}] {status.in_band_s:4.1f}/{status.hold_s:.0f} s")
+    if status.countdown_s is not None:
+        parts.append(f"{status.countdown_s:4.1f} s left")
+    if status.frozen:
+        parts.append("NO DATA: timer frozen")
+    return " | ".join(p for p in parts if p)
+
+
+def event_line(output: Output, elapsed_s: float, plan: Plan) -> str | None:
+    """A line for the log, or None for outputs that are not worth a line."""
+    stamp = f"[{elapsed_s:7.1f}s]"
+    match output:
+        case PhaseChange(step_index=i, rep=rep, phase=phase):
+            return f"{stamp} step {i + 1} rep {rep}: {phase.value}"
+        case Cue(kind=kind):
+            return f"{stamp} CUE {_CUE_TEXT[kind]}"
+        case Alert(severity=sev, message=message):
+            return f"{stamp} {sev.value.upper()}: {message}"
+        case HoldDone(dose=d):
+            return f"{stamp} hold done: {hold_summary(d, plan.units)}"
+        case ActuatorCommand(actuator=a, action=action):
+            return f"{stamp} {a.value}: {action}"
+        case SessionEnded(state=state):
+            return f"{stamp} session {state.value}"
+    return None
+
+
+def hold_summary(d: HoldDose, unit: ForceUnit) -> str:
+    result = "complete" if d.completed else "incomplete"
+    if d.over_held:
+        result += ", OVER-HELD"
+    return (
+        f"{d.site} rep {d.rep}: {d.in_band_s:.1f}/{d.planned_in_band_s:.0f} s in band, "
+        f"{d.integral_ns:.0f} N*s, peak {_f(d.peak_n, unit)} {unit.value} ({result})"
+    )
+
+
+_HEAD = ("", "in band s", "planned s", "holds", "N*s", "peak", "mean", "over ceil s")
+
+
+def _totals_row(t: DoseTotals, unit: ForceUnit) -> tuple[str, ...]:
+    return (
+        t.label,
+        f"{t.in_band_s:.1f}",
+        f"{t.planned_in_band_s:.0f}",
+        f"{t.holds_done}/{t.holds_planned}",
+        f"{t.integral_ns:.0f}",
+        _f(t.peak_n, unit),
+        _f(t.mean_n, unit),
+        f"{t.over_ceiling_s:.1f}",
+    )
+
+
+def _hold_row(d: HoldDose, unit: ForceUnit) -> tuple[str, ...]:
+    flag = "" if d.completed else " (incomplete)"
+    if d.over_held:
+        flag += " OVER-HELD"
+    return (
+        f"{d.site} #{d.rep}{flag}",
+        f"{d.in_band_s:.1f}",
+        f"{d.planned_in_band_s:.0f}",
+        "",
+        f"{d.integral_ns:.0f}",
+        _f(d.peak_n, unit),
+        _f(d.mean_n, unit),
+        f"{d.over_ceiling_s:.1f}",
+    )
+
+
+def _table(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+
+    def cell(i: int, text: str) -> str:
+        return text.ljust(widths[i]) if i == 0 else text.rjust(widths[i])
+
+    return ["  ".join(cell(i, c) for i, c in enumerate(r)) for r in rows]
+
+
+def dose_table(dose: SessionDose, unit: ForceUnit) -> str:
+    """The dose delivered against planned: every hold, then per site and the session."""
+    head = (*_HEAD[:5], f"peak {unit.value}", f"mean {unit.value}", _HEAD[7])
+    lines = ["Dose delivered against planned"]
+    if dose.holds:
+        lines += _table([("hold", *head[1:]), *(_hold_row(d, unit) for d in dose.holds)])
+        lines.append("")
+    lines += _table([("site", *head[1:]), *(_totals_row(t, unit) for t in dose.sites)])
+    lines.append("")
+    lines += _table([("session", *head[1:]), _totals_row(dose.total, unit)])
+    if dose.total.planned_gun_s:
+        lines.append(f"gun: {dose.total.gun_s:.0f}/{dose.total.planned_gun_s:.0f} s")
+    return "\n".join(lines)

@@ -1,0 +1,106 @@
+"""Where a headless session reports: a live console, or JSON lines for programs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Sequence
+from enum import Enum
+from typing import Any, TextIO
+
+from devicectl.console import event_line, status_line
+from devicectl.plan import Plan
+from devicectl.timing.types import Alert, Cue, CueKind, HoldDone, Output, Severity, Status
+
+BELL = "\a"
+# The status line is redrawn at most this often: faster than the eye needs is wasted terminal I/O.
+STATUS_INTERVAL_S = 0.2
+_BELL_CUES = (CueKind.RELEASE, CueKind.REST_OVER)
+
+
+def wants_bell(output: Output) -> bool:
+    """The release cue, the end of rest and every alarm ring the terminal bell."""
+    if isinstance(output, Cue):
+        return output.kind in _BELL_CUES
+    return isinstance(output, Alert) and output.severity is Severity.ALARM
+
+
+class ConsoleSink:
+    """Event lines as they happen; on a terminal also a live status line redrawn in place."""
+
+    def __init__(self, plan: Plan, out: TextIO | None = None) -> None:
+        self.plan = plan
+        self.out = out or sys.stdout
+        self.live = self.out.isatty()
+        self._last_status = float("-inf")
+        self._status_shown = False
+
+    def outputs(self, outputs: Sequence[Output], elapsed_s: float) -> None:
+        self._clear_status()
+        for out in outputs:
+            line = event_line(out, elapsed_s, self.plan)
+            if line is not None:
+                self.out.write(line + "\n")
+            if wants_bell(out):
+                self.out.write(BELL)
+        self.out.flush()
+
+    def status(self, status: Status) -> None:
+        if not self.live or status.elapsed_s - self._last_status < STATUS_INTERVAL_S:
+            return
+        self._last_status = status.elapsed_s
+        self.out.write("\r" + status_line(status, self.plan.units) + "\x1b[K")
+        self.out.flush()
+        self._status_shown = True
+
+    def message(self, text: str) -> None:
+        self._clear_status()
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def _clear_status(self) -> None:
+        if self._status_shown:
+            self.out.write("\r\x1b[K")
+            self._status_shown = False
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def output_record(output: Output, elapsed_s: float) -> dict[str, Any]:
+    """An output of the core as a JSON object with a ``type`` field."""
+    if isinstance(output, HoldDone):
+        body: dict[str, Any] = {"t": output.t, "dose": dataclasses.asdict(output.dose)}
+    else:
+        body = dataclasses.asdict(output)
+    kind = type(output).__name__
+    return {"type": kind, "elapsed_s": round(elapsed_s, 3), **_jsonable(body)}
+
+
+class JsonSink:
+    """One JSON object per line on stdout: every output of the core, then the summary."""
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self.out = out or sys.stdout
+
+    def emit(self, record: dict[str, Any]) -> None:
+        self.out.write(json.dumps(record) + "\n")
+        self.out.flush()
+
+    def outputs(self, outputs: Sequence[Output], elapsed_s: float) -> None:
+        for out in outputs:
+            self.emit(output_record(out, elapsed_s))
+
+    def status(self, status: Status) -> None:
+        return None
+
+    def message(self, text: str) -> None:
+        self.emit({"type": "message", "text": text})

@@ -1,0 +1,267 @@
+"""The Mark-10 force gauge driver (Series 4 / Series 5 / TT03, GCL2 over serial or USB-CDC)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+
+from drivers.errors import DeviceDisconnected, DeviceError
+from drivers.force import DeviceInfo, ForceSample, ForceSensor, LinkStats
+from drivers.gcl_link import Garbage, GclLink, Timed
+from drivers.gcl_poll import Pacer, PollHealth
+from drivers.transport.base import Transport
+from protocols.mark10 import ErrorReply, Mark10Unit, Reading, Request, TextReply
+
+__all__ = ["Mark10"]
+
+# A gauge answers within a few ms; two poll periods leaves room for a busy host, and the floor
+# keeps fast rates from timing out on USB latency.
+_MIN_REPLY_TIMEOUT_S = 0.05
+# Identity is read once, and an old gauge may simply not answer RM/RV/RS: wait a little longer
+# than a poll, but not so long that such a gauge takes seconds to connect.
+_IDENTITY_TIMEOUT_S = 0.25
+# About 20 s at 50 Hz: a consumer that stalls longer than that loses the oldest samples.
+_SAMPLE_BUFFER = 1024
+
+_Item = ForceSample | DeviceError | None  # None: closed, the stream ends
+
+
+class Mark10(ForceSensor):
+    """A Mark-10 gauge, polled for its current reading.
+
+    Wire protocol used (GCL2; ASCII, commands end in CR, replies end in CR LF):
+
+    ==========  =====================================  ===========================================
+    request     reply                                  use
+    ==========  =====================================  ===========================================
+    ``?C``      ``<value> <unit>``, e.g. ``4.285 N``   the current (real-time) reading, polled
+    ``Z``       none expected                          tare: zero the display (between polls)
+    ``RM``      model text, e.g. ``M5-100``            identity at connect (``*10`` tolerated)
+    ``RV``      firmware text, e.g. ``1.04``           identity at connect (``*10`` tolerated)
+    ``RS``      serial number text                     identity at connect (``*10`` tolerated)
+    (any)       ``*10`` / ``*11`` / ``*12`` / ``*22``  device errors: counted, see below
+    ==========  =====================================  ===========================================
+
+    The unit in a reply is converted to newtons; a gauge set to print no unit is read in
+    ``default_unit``. Compression is positive as the gauge prints it by default; ``invert=True``
+    is for a gauge set to the other polarity.
+
+    Verification: written from the Mark-10 Series 4/5 manuals (GCL2) and tested against this
+    project's simulator only; **not checked on hardware**. Whether ``Z`` is acknowledged is not
+    documented; any line it causes is tolerated.
+
+    Polling: one task owns the link. It sends ``?C`` at ``rate_hz`` on a fixed grid of deadlines,
+    with one request outstanding and a reply timeout of two periods (at least 50 ms); a missed
+    reply is counted and polling goes on. Tare requests are queued to the same task and sent
+    before the next poll. Garbage lines are counted and skipped. No valid reading for
+    ``no_reply_limit_s`` raises :class:`~drivers.errors.DeviceTimeout` from :meth:`samples`
+    (:class:`~drivers.errors.DeviceFault` if every reply in that time was a device error). A
+    sample's time is the local monotonic time its reply was read. :attr:`stats` counts the polls
+    (identity requests at connect are not counted). Samples are buffered for one consumer; if it
+    stalls, the oldest are dropped and counted.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        rate_hz: float = 50.0,
+        invert: bool = False,
+        no_reply_limit_s: float = 2.0,
+        default_unit: Mark10Unit = Mark10Unit.N,
+        clock: Callable[[], float] = time.monotonic,
+        label: str = "mark10",
+        simulated: bool = False,
+    ) -> None:
+        self._transport = transport
+        self._rate_hz = rate_hz
+        self._sign = -1.0 if invert else 1.0
+        self._default_unit = default_unit
+        self._clock = clock
+        self._label = label
+        self._simulated = simulated
+        self._no_reply_limit_s = no_reply_limit_s
+        # Both validate their arguments now rather than at connect; connect restarts them.
+        self._pacer = Pacer(rate_hz, clock())
+        self._health = PollHealth(label, no_reply_limit_s, clock())
+        self._reply_timeout_s = max(2.0 * self._pacer.period_s, _MIN_REPLY_TIMEOUT_S)
+        self._link = GclLink(transport, clock)
+        self._samples: asyncio.Queue[_Item] = asyncio.Queue(maxsize=_SAMPLE_BUFFER)
+        self._tares: asyncio.Queue[asyncio.Future[None]] = asyncio.Queue()
+        self._poller: asyncio.Task[None] | None = None
+        self._info: DeviceInfo | None = None
+        self._failure: DeviceError | None = None
+        self._closed = False
+
+    @property
+    def info(self) -> DeviceInfo | None:
+        return self._info
+
+    @property
+    def stats(self) -> LinkStats:
+        return self._health.stats
+
+    async def connect(self) -> DeviceInfo:
+        if self._info is not None or self._closed:
+            raise RuntimeError(f"{self._label}: connect() is called once per driver")
+        await self._transport.open()
+        self._link = GclLink(self._transport, self._clock)  # fresh after a failed attempt
+        try:
+            self._link.start()
+            self._restart_clocks()
+            await self._first_reading()
+            self._info = await self._identity()
+        except BaseException:
+            await self._shut_link()
+            raise
+        self._poller = asyncio.create_task(self._poll_forever(), name=f"mark10-poll {self._label}")
+        return self._info
+
+    async def samples(self) -> AsyncIterator[ForceSample]:
+        if self._info is None and not self._closed:
+            raise RuntimeError(f"{self._label}: call connect() before samples()")
+        while True:
+            item = await self._samples.get()
+            if item is None or isinstance(item, DeviceError):
+                self._samples.put_nowait(item)  # later iterations end the same way
+                if item is None:
+                    return
+                raise item
+            yield item
+
+    async def tare(self) -> None:
+        poller = self._poller
+        if poller is None or poller.done():
+            raise self._failure or DeviceDisconnected(self._label, "not connected")
+        done = asyncio.get_running_loop().create_future()
+        self._tares.put_nowait(done)
+        await done
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        poller, self._poller = self._poller, None
+        if poller is not None:
+            poller.cancel()
+            await asyncio.gather(poller, return_exceptions=True)
+        await self._shut_link()
+        self._fail_tares(DeviceDisconnected(self._label, "closed"))
+        self._emit(None)
+
+    # ------------------------------------------------------------------ connect
+
+    def _restart_clocks(self) -> None:
+        now = self._clock()
+        self._pacer = Pacer(self._rate_hz, now)
+        self._health = PollHealth(self._label, self._no_reply_limit_s, now)
+
+    async def _first_reading(self) -> None:
+        """Poll until a valid reading, or raise DeviceTimeout after ``no_reply_limit_s``."""
+        while self.stats.readings == 0:
+            await self._poll_once()
+            self._raise_if_stale()
+            if self.stats.readings == 0:
+                await asyncio.sleep(self._pacer.delay_after(self._clock()))
+
+    async def _identity(self) -> DeviceInfo:
+        model = await self._ask_text(Request.MODEL)
+        firmware = await self._ask_text(Request.FIRMWARE)
+        serial = await self._ask_text(Request.SERIAL)
+        return DeviceInfo(
+            model=f"Mark-10 {model}".strip(),
+            address=self._transport.name,
+            serial=serial,
+            firmware=firmware,
+            simulated=self._simulated,
+        )
+
+    async def _ask_text(self, request: Request) -> str:
+        """The text reply to an identity request; empty for ``*NN`` or no reply (old gauges)."""
+        self._take_late()
+        timed = await self._link.exchange(request, max(self._reply_timeout_s, _IDENTITY_TIMEOUT_S))
+        reply = None if timed is None else timed.reply
+        if isinstance(reply, TextReply):
+            return reply.text
+        if isinstance(reply, Reading) and reply.unit is None:
+            return reply.raw.strip()  # "1.04" parses as a number but was asked for as text
+        if timed is not None and not isinstance(reply, ErrorReply):
+            self._take(timed)  # a late reading, or garbage: count it as the poller would
+        return ""
+
+    # ------------------------------------------------------------------ polling
+
+    async def _poll_forever(self) -> None:
+        try:
+            while True:
+                await self._send_tares()
+                await self._poll_once()
+                self._raise_if_stale()
+                await asyncio.sleep(self._pacer.delay_after(self._clock()))
+        except DeviceError as exc:
+            self._fail(exc)
+        except Exception as exc:
+            # A bug here must still end the stream, or a consumer would wait for ever.
+            failure = DeviceDisconnected(self._label, f"driver failed: {exc!r}")
+            failure.__cause__ = exc
+            self._fail(failure)
+            raise
+
+    def _fail(self, exc: DeviceError) -> None:
+        self._failure = exc
+        self._fail_tares(exc)
+        self._emit(exc)
+
+    async def _send_tares(self) -> None:
+        while not self._tares.empty():
+            done = self._tares.get_nowait()
+            if done.done():
+                continue  # the caller gave up waiting
+            await self._link.send(Request.ZERO)
+            done.set_result(None)
+
+    async def _poll_once(self) -> None:
+        self._take_late()
+        self._health.request()
+        timed = await self._link.exchange(Request.READ_CURRENT, self._reply_timeout_s)
+        if timed is None:
+            self._health.missed()
+        else:
+            self._take(timed)
+
+    def _take_late(self) -> None:
+        for timed in self._link.drain():
+            self._take(timed)
+
+    def _take(self, timed: Timed) -> None:
+        reply = timed.reply
+        if isinstance(reply, Reading):
+            self._health.reading(timed.t)
+            force_n = self._sign * reply.newtons(self._default_unit)
+            self._emit(ForceSample(timed.t, force_n))
+        elif isinstance(reply, ErrorReply):
+            self._health.error(reply)
+        elif isinstance(reply, TextReply | Garbage):
+            self._health.garbage()  # text where a reading was expected is garbage too
+
+    def _raise_if_stale(self) -> None:
+        failure = self._health.failure(self._clock())
+        if failure is not None:
+            raise failure
+
+    def _emit(self, item: _Item) -> None:
+        if self._samples.full():
+            self._samples.get_nowait()  # the consumer stalled: drop the oldest
+            self._health.dropped()
+        self._samples.put_nowait(item)
+
+    def _fail_tares(self, exc: DeviceError) -> None:
+        while not self._tares.empty():
+            done = self._tares.get_nowait()
+            if not done.done():
+                done.set_exception(exc)
+
+    async def _shut_link(self) -> None:
+        await self._link.close()
+        await self._transport.close()
