@@ -135,13 +135,18 @@ class SessionRunner:
         self._handle(self.core.start(self._t0), self._t0)
         pump = asyncio.create_task(self._pump(), name="session-samples")
         ticker = asyncio.create_task(self._tick(), name="session-ticker")
+        failed = True
         try:
             await self._wait(pump)
+            failed = False
         finally:
             for task in (pump, ticker):
                 task.cancel()
             await asyncio.gather(pump, ticker, return_exceptions=True)
             await self._stop_all_actuators()
+            if failed:  # a bug or a cancellation: still close the record, then let it propagate
+                self._ending = _Ending("interrupted", EXIT_DEVICE_FAILURE, error="unexpected error")
+                self._finish()
         return self._finish()
 
     async def _wait(self, pump: asyncio.Task[None]) -> None:
