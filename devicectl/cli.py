@@ -18,6 +18,21 @@ from drivers.errors import DeviceError
 Handler = Callable[[argparse.Namespace], int]
 
 
+# Polling faster than this gains nothing over a serial line (each poll is a request and a reply).
+MAX_RATE_HZ = 500.0
+
+
+def _rate(text: str) -> float:
+    """``--rate``: a number of polls per second in (0, MAX_RATE_HZ]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value <= MAX_RATE_HZ:
+        raise argparse.ArgumentTypeError(f"{text} Hz is out of range; use 1 to {MAX_RATE_HZ:.0f}")
+    return value
+
+
 def _add_db(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--db", type=Path, default=None, help="session records (default: the user's data dir)"
@@ -34,7 +49,7 @@ def _run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="the T-bar's force sensor, e.g. mark10@serial:///dev/ttyUSB0?baud=115200, "
         "mark10@socket://127.0.0.1:7001, mark10@sim",
     )
-    p.add_argument("--rate", type=float, default=50.0, help="sensor poll rate in Hz (default 50)")
+    p.add_argument("--rate", type=_rate, default=50.0, help="sensor poll rate in Hz (default 50)")
     p.add_argument("--json", action="store_true", help="JSON lines on stdout instead of text")
     _add_db(p)
     p.set_defaults(handler=commands.run)

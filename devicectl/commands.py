@@ -124,7 +124,7 @@ def _report(result: SessionResult, plan: Plan, sink: ConsoleSink | JsonSink) -> 
         )
     else:
         sink.message("")
-        sink.message(dose_table(result.dose, plan.units))
+        sink.message(dose_table(result.dose, plan))
         sink.message(f"session {result.session_id}: {result.status}")
     if result.error:
         print(f"devicectl: error: {result.error}", file=sys.stderr)

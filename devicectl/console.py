@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from devicectl.dose import DoseTotals, HoldDose, SessionDose
-from devicectl.plan import Plan
+from devicectl.plan import HoldStep, Plan
 from devicectl.timing.types import (
     ActuatorCommand,
     Alert,
@@ -16,7 +16,7 @@ from devicectl.timing.types import (
     SessionEnded,
     Status,
 )
-from devicectl.units import ForceUnit, from_newtons
+from devicectl.units import ForceUnit, from_newtons, pressure_kpa
 
 _CUE_TEXT = {
     CueKind.RELEASE: "RELEASE now: hold complete",
@@ -69,7 +69,7 @@ def event_line(output: Output, elapsed_s: float, plan: Plan) -> str | None:
         case Alert(severity=sev, message=message):
             return f"{stamp} {sev.value.upper()}: {message}"
         case HoldDone(dose=d):
-            return f"{stamp} hold done: {hold_summary(d, plan.units)}"
+            return f"{stamp} hold done: {hold_summary(d, plan)}"
         case ActuatorCommand(actuator=a, action=action):
             return f"{stamp} {a.value}: {action}"
         case SessionEnded(state=state):
@@ -77,13 +77,27 @@ def event_line(output: Output, elapsed_s: float, plan: Plan) -> str | None:
     return None
 
 
-def hold_summary(d: HoldDose, unit: ForceUnit) -> str:
+def tip_area(plan: Plan, step_index: int) -> float | None:
+    """The tip area of a hold step, when the plan gives one (pressure is shown then)."""
+    step = plan.steps[step_index] if 0 <= step_index < len(plan.steps) else None
+    return step.tip_area_cm2 if isinstance(step, HoldStep) else None
+
+
+def peak_pressure(d: HoldDose, plan: Plan) -> str:
+    area = tip_area(plan, d.step_index)
+    return "" if area is None else f"{pressure_kpa(d.peak_n, area):.0f}"
+
+
+def hold_summary(d: HoldDose, plan: Plan) -> str:
+    unit = plan.units
     result = "complete" if d.completed else "incomplete"
     if d.over_held:
         result += ", OVER-HELD"
+    kpa = peak_pressure(d, plan)
+    pressure = f" = {kpa} kPa" if kpa else ""
     return (
         f"{d.site} rep {d.rep}: {d.in_band_s:.1f}/{d.planned_in_band_s:.0f} s in band, "
-        f"{d.integral_ns:.0f} N*s, peak {_f(d.peak_n, unit)} {unit.value} ({result})"
+        f"{d.integral_ns:.0f} N*s, peak {_f(d.peak_n, unit)} {unit.value}{pressure} ({result})"
     )
 
 
@@ -103,7 +117,8 @@ def _totals_row(t: DoseTotals, unit: ForceUnit) -> tuple[str, ...]:
     )
 
 
-def _hold_row(d: HoldDose, unit: ForceUnit) -> tuple[str, ...]:
+def _hold_row(d: HoldDose, plan: Plan) -> tuple[str, ...]:
+    unit = plan.units
     flag = "" if d.completed else " (incomplete)"
     if d.over_held:
         flag += " OVER-HELD"
@@ -116,6 +131,7 @@ def _hold_row(d: HoldDose, unit: ForceUnit) -> tuple[str, ...]:
         _f(d.peak_n, unit),
         _f(d.mean_n, unit),
         f"{d.over_ceiling_s:.1f}",
+        peak_pressure(d, plan),
     )
 
 
@@ -128,12 +144,16 @@ def _table(rows: list[tuple[str, ...]]) -> list[str]:
     return ["  ".join(cell(i, c) for i, c in enumerate(r)) for r in rows]
 
 
-def dose_table(dose: SessionDose, unit: ForceUnit) -> str:
+def dose_table(dose: SessionDose, plan: Plan) -> str:
     """The dose delivered against planned: every hold, then per site and the session."""
+    unit = plan.units
     head = (*_HEAD[:5], f"peak {unit.value}", f"mean {unit.value}", _HEAD[7])
     lines = ["Dose delivered against planned"]
     if dose.holds:
-        lines += _table([("hold", *head[1:]), *(_hold_row(d, unit) for d in dose.holds)])
+        rows = [_hold_row(d, plan) for d in dose.holds]
+        with_kpa = any(r[-1] for r in rows)
+        hold_head = ("hold", *head[1:], "peak kPa") if with_kpa else ("hold", *head[1:])
+        lines += _table([hold_head, *(r if with_kpa else r[:-1] for r in rows)])
         lines.append("")
     lines += _table([("site", *head[1:]), *(_totals_row(t, unit) for t in dose.sites)])
     lines.append("")

@@ -1,0 +1,73 @@
+"""What a person reads: the status line and the dose table, in the plan's units."""
+
+from __future__ import annotations
+
+from devicectl.console import dose_table, event_line, status_line
+from devicectl.dose import HoldDose, session_dose
+from devicectl.plan import HoldStep, Plan
+from devicectl.timing.types import Cue, CueKind, Phase, SessionState, Status
+from devicectl.units import KGF_N, ForceUnit
+
+
+def _hold(*, completed: bool = True, over_held: bool = False) -> HoldDose:
+    return HoldDose(
+        step_index=0, site="calf L", rep=1, started_s=1.0, ended_s=40.0,
+        planned_in_band_s=30.0, in_band_s=30.0, contact_s=38.0, integral_ns=1140.0,
+        peak_n=4 * KGF_N, mean_n=30.0, over_ceiling_s=0.0, ramp_rate_n_s=10.0,
+        completed=completed, over_held=over_held,
+    )  # fmt: skip
+
+
+def _plan(units: ForceUnit, tip: float | None = None) -> Plan:
+    step = HoldStep("calf L", 20.0, 40.0, 60.0, hold_s=30.0, tip_area_cm2=tip)
+    return Plan("p", units, (step,))
+
+
+def test_dose_table_shows_forces_in_the_plan_unit_and_delivered_against_planned() -> None:
+    plan = _plan(ForceUnit.KGF)
+    table = dose_table(session_dose(plan, [_hold()], {}), plan)
+    assert "peak kgf" in table
+    assert "4.0" in table  # the 4 kgf peak, not 39.2 N
+    assert "39.2" not in table
+    assert "1/1" in table  # holds done / planned
+    assert "kPa" not in table  # no tip area, no pressure
+
+
+def test_dose_table_adds_pressure_when_the_plan_gives_a_tip_area() -> None:
+    plan = _plan(ForceUnit.N, tip=1.0)
+    table = dose_table(session_dose(plan, [_hold()], {}), plan)
+    assert "peak kPa" in table
+    assert "392" in table  # 39.23 N on 1 cm^2 = 392 kPa
+
+
+def test_incomplete_and_over_held_holds_are_marked() -> None:
+    plan = _plan(ForceUnit.N)
+    table = dose_table(session_dose(plan, [_hold(completed=False, over_held=True)], {}), plan)
+    assert "(incomplete) OVER-HELD" in table
+    assert "0/1" in table
+
+
+def test_status_line_in_hold_shows_progress_band_and_force_in_plan_units() -> None:
+    status = Status(
+        state=SessionState.RUNNING, step_index=1, step_count=3, step_kind="hold", label="calf L",
+        rep=2, repeats=3, phase=Phase.HOLD, force_n=3 * KGF_N, band_n=(2 * KGF_N, 4 * KGF_N),
+        ceiling_n=6 * KGF_N, in_band_s=15.0, hold_s=30.0, countdown_s=None, frozen=False,
+        elapsed_s=100.0,
+    )  # fmt: skip
+    line = status_line(status, ForceUnit.KGF)
+    assert "step 2/3" in line
+    assert "rep 2/3" in line
+    assert "3.0 kgf" in line
+    assert "band 2.0-4.0" in line
+    assert "[#####.....] 15.0/30 s" in line
+    frozen = status_line(
+        Status(**{**status.__dict__, "frozen": True, "state": SessionState.PAUSED}),
+        ForceUnit.KGF,
+    )
+    assert "NO DATA" in frozen
+    assert "PAUSED" in frozen
+
+
+def test_release_cue_is_a_line_of_its_own() -> None:
+    line = event_line(Cue(12.0, CueKind.RELEASE, 0), 12.0, _plan(ForceUnit.N))
+    assert line == "[   12.0s] CUE RELEASE now: hold complete"
