@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import signal
+import stat
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -90,8 +93,9 @@ async def run_session(
             )
             runner = SessionRunner(plan, sensor, writer, sink)
             sink.message(f"plan: {plan.name} ({len(plan.steps)} steps); {KEY_HELP}")
-            with _signals(runner), _keyboard(runner):
-                result = await runner.run()
+            async with _keyboard(runner):
+                with _signals(runner):
+                    result = await runner.run()
     finally:
         records.close()
     _report(result, plan, sink)
@@ -144,35 +148,58 @@ def _signals(runner: SessionRunner) -> Iterator[None]:
             loop.remove_signal_handler(sig)
 
 
-@contextmanager
-def _keyboard(runner: SessionRunner) -> Iterator[None]:
-    """Line commands on stdin. Without a readable stdin, untimed pauses are confirmed at once."""
+@asynccontextmanager
+async def _keyboard(runner: SessionRunner) -> AsyncIterator[None]:
+    """Line commands on stdin, read without blocking the loop. Without a readable stdin (a file,
+    or closed), nobody can confirm an untimed pause, so those are confirmed at once."""
     loop = asyncio.get_running_loop()
-    try:
-        fd = sys.stdin.fileno()
-        loop.add_reader(fd, _read_key, runner)
-    except (OSError, ValueError, AttributeError):
+    reader = asyncio.StreamReader()
+    if not _stdin_can_be_watched():
         runner.auto_confirm = True
         yield
         return
+    fd = os.dup(sys.stdin.fileno())  # our own descriptor: closing it leaves stdin alone
+    was_blocking = os.get_blocking(fd)
+    pipe = os.fdopen(fd, "rb", buffering=0)
+    try:
+        transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), pipe
+        )
+    except (OSError, ValueError):
+        pipe.close()
+        runner.auto_confirm = True
+        yield
+        return
+    task = asyncio.create_task(_read_keys(reader, runner), name="keyboard")
     try:
         yield
     finally:
-        loop.remove_reader(fd)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        # The pipe transport made the terminal non-blocking; the shell after us expects blocking.
+        with contextlib.suppress(OSError):
+            os.set_blocking(sys.stdin.fileno(), was_blocking)
+        transport.close()
 
 
-def _read_key(runner: SessionRunner) -> None:
-    line = sys.stdin.readline()
-    if not line:  # end of input: nobody can confirm a pause any more
-        asyncio.get_running_loop().remove_reader(sys.stdin.fileno())
-        runner.auto_confirm = True
-        return
-    key = line.strip().lower()[:1]
-    if key == "t":
-        task = asyncio.get_running_loop().create_task(runner.tare(), name="tare")
-        runner.keep(task)
-    elif key in _KEYS:
-        runner.command(_KEYS[key], reason="stop key")
+def _stdin_can_be_watched() -> bool:
+    """A terminal, pipe or socket: the event loop can watch it. Not /dev/null or a file."""
+    try:
+        fd = sys.stdin.fileno()
+        mode = os.fstat(fd).st_mode
+        return os.isatty(fd) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+async def _read_keys(reader: asyncio.StreamReader, runner: SessionRunner) -> None:
+    while line := await reader.readline():
+        key = line.decode(errors="replace").strip().lower()[:1]
+        if key == "t":  # a side task: the stop key must never wait behind a tare
+            runner.keep(asyncio.create_task(runner.tare(), name="tare"))
+        elif key in _KEYS:
+            runner.command(_KEYS[key], reason="stop key" if key == "s" else "")
+    runner.auto_confirm = True  # end of input: nobody can confirm a pause any more
 
 
 # -- plans -------------------------------------------------------------------------------------

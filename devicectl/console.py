@@ -14,16 +14,33 @@ from devicectl.timing.types import (
     Phase,
     PhaseChange,
     SessionEnded,
+    SessionState,
+    StateChange,
     Status,
 )
 from devicectl.units import ForceUnit, from_newtons, pressure_kpa
 
 _CUE_TEXT = {
-    CueKind.RELEASE: "RELEASE now: hold complete",
+    CueKind.RELEASE: "RELEASE now",
     CueKind.REST_OVER: "rest over: next hold when ready",
     CueKind.STEP_START: "next step",
     CueKind.SESSION_DONE: "session complete",
 }
+# Why a release was cued: the therapist must know whether the dose was delivered.
+_RELEASE_REASON = {
+    "complete": "hold complete",
+    "over_held": "hold cap reached (OVER-HELD)",
+    "site_cap": "this site's in-band cap is reached",
+    "next": "step ended early (next)",
+    "session_cap": "session cap reached",
+}
+
+
+def cue_text(cue: Cue) -> str:
+    text = _CUE_TEXT[cue.kind]
+    if cue.kind is CueKind.RELEASE:
+        text += f": {_RELEASE_REASON.get(cue.reason, cue.reason or 'hold over')}"
+    return text
 
 
 def _f(value_n: float | None, unit: ForceUnit, digits: int = 1) -> str:
@@ -43,7 +60,7 @@ def status_line(status: Status, unit: ForceUnit) -> str:
         f"step {status.step_index + 1}/{status.step_count}",
         status.label,
         f"rep {status.rep}/{status.repeats}" if status.step_kind == "hold" else status.step_kind,
-        status.phase.value if status.state.value == "running" else status.state.value.upper(),
+        status.phase.value if status.state is SessionState.RUNNING else status.state.value.upper(),
         f"{_f(status.force_n, unit)} {unit.value}",
     ]
     if status.band_n is not None:
@@ -64,8 +81,11 @@ def event_line(output: Output, elapsed_s: float, plan: Plan) -> str | None:
     match output:
         case PhaseChange(step_index=i, rep=rep, phase=phase):
             return f"{stamp} step {i + 1} rep {rep}: {phase.value}"
-        case Cue(kind=kind):
-            return f"{stamp} CUE {_CUE_TEXT[kind]}"
+        case Cue():
+            return f"{stamp} CUE {cue_text(output)}"
+        case StateChange(state=state, reason=reason):
+            why = f" ({reason})" if reason else ""
+            return f"{stamp} session {state.value.upper()}{why}"
         case Alert(severity=sev, message=message):
             return f"{stamp} {sev.value.upper()}: {message}"
         case HoldDone(dose=d):

@@ -79,12 +79,15 @@ def sim_faults(address: DeviceAddress) -> Mark10Faults:
             values[key] = kind(raw)
         except ValueError as exc:
             raise AddressError(f"simulator setting {key}={raw!r} is not a number") from exc
-    return Mark10Faults(
-        disconnect_after_s=_opt_float(values.get("disconnect_after_s")),
-        garbage_every=_opt_int(values.get("garbage_every")),
-        no_reply_every=_opt_int(values.get("no_reply_every")),
-        stuck_value_n=_opt_float(values.get("stuck_n")),
-    )
+    try:  # Mark10Faults checks the ranges (counts >= 1, finite positive seconds, ...)
+        return Mark10Faults(
+            disconnect_after_s=_opt_float(values.get("disconnect_after_s")),
+            garbage_every=_opt_int(values.get("garbage_every")),
+            no_reply_every=_opt_int(values.get("no_reply_every")),
+            stuck_value_n=_opt_float(values.get("stuck_n")),
+        )
+    except ValueError as exc:
+        raise AddressError(f"{address}: {exc}") from exc
 
 
 def _opt_float(v: float | int | None) -> float | None:

@@ -7,12 +7,12 @@ SIGTERM, device failure, an exception) stops every actuator before the session i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from devicectl.actuation import ActuatorChannel, ActuatorPort, close_all
 from devicectl.dose import SessionDose
 from devicectl.plan import Plan
 from devicectl.records import SessionWriter
@@ -32,6 +32,7 @@ from devicectl.timing.types import (
     PhaseChange,
     SessionEnded,
     SessionState,
+    StateChange,
     Status,
 )
 from drivers.errors import DeviceError
@@ -46,13 +47,10 @@ EXIT_DEVICE_FAILURE = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
+# Taring re-zeroes the gauge at the load on it now: only sensible with the tip off the skin.
+_TARE_PHASES = frozenset({Phase.ARMED, Phase.REST, Phase.WAITING, Phase.RUNNING, Phase.DONE})
 
-class ActuatorPort(Protocol):
-    """What the runner needs from an actuator driver (guns and chairs arrive in a later issue)."""
-
-    async def execute(self, command: ActuatorCommand) -> None: ...
-
-    async def stop(self) -> None: ...
+__all__ = ["ActuatorPort", "SessionResult", "SessionRunner", "SessionSink"]
 
 
 class SessionSink(Protocol):
@@ -94,10 +92,10 @@ class SessionRunner:
 
     def __post_init__(self) -> None:
         self.core = TimingCore(self.plan, actuators=frozenset(self.actuators))
-        self._t0 = 0.0
+        self._t0: float | None = None
         self._done = asyncio.Event()
         self._ending = _Ending()
-        self._actuator_tasks: set[asyncio.Task[None]] = set()
+        self._channels: dict[Actuator, ActuatorChannel] = {}
         self._side_tasks: set[asyncio.Task[None]] = set()
         # Set when nobody can press a key (stdin closed): untimed pauses are confirmed at once.
         self.auto_confirm = False
@@ -106,22 +104,40 @@ class SessionRunner:
 
     def command(self, command: Command, *, reason: str = "") -> None:
         now = self.clock()
+        running = not self._done.is_set()
+        if command is Command.STOP and running and self._ending.status == "completed":
+            self._ending = _Ending("stopped", EXIT_INTERRUPTED, reason=reason or "stop key")
+        data = {"reason": reason} if reason else None
+        self.writer.event(self._elapsed(now), f"command.{command.value}", data=data)
         self._handle(self.core.command(now, command), now)
-        if command is Command.STOP and self._ending.status == "completed":
-            self._ending = _Ending("stopped", EXIT_INTERRUPTED, reason=reason or "stop")
 
     def interrupt(self, reason: str) -> None:
         """Ctrl-C or SIGTERM: an emergency stop, recorded as stopped, exit 130."""
         self.sink.message(f"{reason}: stopping every actuator and closing the session")
         self.command(Command.STOP, reason=reason)
 
+    def tare_refusal(self) -> str | None:
+        """Why a tare would be wrong now, or None when it is safe (the tip is off the skin)."""
+        status = self.core.status(self.clock())
+        if status.state is SessionState.PAUSED:
+            return None
+        loaded = status.force_n is not None and status.force_n >= self.plan.limits.contact_n
+        if loaded or status.phase not in _TARE_PHASES:
+            return "tare refused: lift the tip off the skin first (taring now would zero the load)"
+        return None
+
     async def tare(self) -> None:
+        refusal = self.tare_refusal()
+        if refusal is not None:
+            self.sink.message(refusal)
+            return
         try:
             await self.sensor.tare()
         except DeviceError as exc:
             self.sink.message(f"tare failed: {exc}")
             return
         self.writer.event(self._elapsed(self.clock()), "tare", "sensor zeroed")
+        self.sink.message("sensor zeroed")
 
     def keep(self, task: asyncio.Task[None]) -> None:
         """Hold a reference to a side task (a tare) until it ends; cancelled when the run ends."""
@@ -131,31 +147,38 @@ class SessionRunner:
     # -- the run -----------------------------------------------------------------------------------
 
     async def run(self) -> SessionResult:
+        self._channels = {
+            a: ActuatorChannel(a.value, port, self._actuator_done)
+            for a, port in self.actuators.items()
+        }
         self._t0 = self.clock()
         self._handle(self.core.start(self._t0), self._t0)
         pump = asyncio.create_task(self._pump(), name="session-samples")
         ticker = asyncio.create_task(self._tick(), name="session-ticker")
         failed = True
         try:
-            await self._wait(pump)
+            await self._wait(pump, ticker)
             failed = False
         finally:
-            for task in (pump, ticker):
+            for task in (pump, ticker, *self._side_tasks):
                 task.cancel()
-            await asyncio.gather(pump, ticker, return_exceptions=True)
-            await self._stop_all_actuators()
+            await asyncio.gather(pump, ticker, *self._side_tasks, return_exceptions=True)
+            await close_all(list(self._channels.values()))
             if failed:  # a bug or a cancellation: still close the record, then let it propagate
                 self._ending = _Ending("interrupted", EXIT_DEVICE_FAILURE, error="unexpected error")
                 self._finish()
         return self._finish()
 
-    async def _wait(self, pump: asyncio.Task[None]) -> None:
+    async def _wait(self, pump: asyncio.Task[None], ticker: asyncio.Task[None]) -> None:
         done_waiter = asyncio.create_task(self._done.wait(), name="session-done")
         try:
-            await asyncio.wait({pump, done_waiter}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({pump, ticker, done_waiter}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             done_waiter.cancel()
             await asyncio.gather(done_waiter, return_exceptions=True)
+        if ticker.done() and not self._done.is_set():
+            # The ticker is the session's heartbeat: without it no rule runs. Never carry on.
+            raise ticker.exception() or RuntimeError("the session ticker stopped")
         if pump.done() and not self._done.is_set():
             self._device_failed(pump)
 
@@ -167,11 +190,14 @@ class SessionRunner:
         self.sink.message(f"device failure: {message}")
         now = self.clock()
         self.writer.event(self._elapsed(now), "device_failure", message, severity="alarm")
-        self._handle(self.core.command(now, Command.STOP), now)
         self._ending = _Ending("interrupted", EXIT_DEVICE_FAILURE, error=message)
+        self._handle(self.core.command(now, Command.STOP), now)
 
     async def _pump(self) -> None:
+        t0 = self._t0 if self._t0 is not None else self.clock()
         async for sample in self.sensor.samples():
+            if sample.t < t0:  # read while connecting, before the session began
+                continue
             self.writer.sample(self._elapsed(sample.t), sample.force_n)
             self._handle(self.core.sample(sample.t, sample.force_n), sample.t)
 
@@ -183,7 +209,7 @@ class SessionRunner:
             status = self.core.status(now)
             if self.auto_confirm and status.phase is Phase.WAITING:
                 self.sink.message("no keyboard: the untimed pause is confirmed at once")
-                self.command(Command.CONFIRM)
+                self.command(Command.CONFIRM, reason="no keyboard")
             self.sink.status(status)
             if self.writer.flush_due(self._elapsed(now)):
                 self.writer.flush()
@@ -194,27 +220,32 @@ class SessionRunner:
     # -- outputs of the core --------------------------------------------------------------------
 
     def _elapsed(self, t: float) -> float:
-        return max(0.0, t - self._t0)
+        return 0.0 if self._t0 is None else max(0.0, t - self._t0)
 
     def _handle(self, outputs: Sequence[Output], now: float) -> None:
         if not outputs:
             return
-        elapsed = self._elapsed(now)
+        shown: list[Output] = []
         for out in outputs:
-            self._record(out)
             if isinstance(out, ActuatorCommand):
-                self._actuate(out)
-            elif isinstance(out, SessionEnded):
+                self._actuate(out)  # first: a stop must not wait for the records
+            if isinstance(out, SessionEnded):
                 self._done.set()
-        self.sink.outputs(outputs, elapsed)
+                if self._ending.status == "interrupted":
+                    continue  # the device failure was reported; "stopped" would mislead
+            self._record(out)
+            shown.append(out)
+        self.sink.outputs(shown, self._elapsed(now))
 
     def _record(self, out: Output) -> None:
         w = self.writer
         match out:
             case PhaseChange(t=t, step_index=i, rep=rep, phase=phase):
                 w.phase(self._elapsed(t), i, rep, phase.value)
-            case Cue(t=t, kind=kind, step_index=i):
-                w.event(self._elapsed(t), f"cue.{kind.value}", data={"step": i + 1})
+            case Cue(t=t, kind=kind, step_index=i, reason=reason):
+                w.event(
+                    self._elapsed(t), f"cue.{kind.value}", data={"step": i + 1, "reason": reason}
+                )
             case Alert(t=t, kind=kind, severity=sev, message=msg, step_index=i, device=dev):
                 data = {"step": None if i is None else i + 1, "device": dev}
                 w.event(self._elapsed(t), f"alert.{kind.value}", msg, severity=sev.value, data=data)
@@ -223,39 +254,25 @@ class SessionRunner:
                 w.event(self._elapsed(t), f"actuator.{a.value}.{action}", data=data)
             case HoldDone(dose=dose):
                 w.hold(dose)
+            case StateChange(t=t, state=state, reason=reason):
+                w.event(self._elapsed(t), f"session.{state.value}", reason)
             case SessionEnded(t=t, state=state):
-                w.event(self._elapsed(t), f"session.{state.value}")
+                w.event(self._elapsed(t), f"session.{state.value}", self._ending.reason)
 
     def _actuate(self, command: ActuatorCommand) -> None:
-        port = self.actuators.get(command.actuator)
-        if port is None:
-            return
-        task = asyncio.create_task(self._run_actuator(port, command), name="actuator-command")
-        self._actuator_tasks.add(task)
-        task.add_done_callback(self._actuator_tasks.discard)
+        channel = self._channels.get(command.actuator)
+        if channel is not None:
+            channel.submit(command)
 
-    async def _run_actuator(self, port: ActuatorPort, command: ActuatorCommand) -> None:
-        kind = (
-            DeviceEventKind.ACTUATOR_STOPPED
-            if command.is_stop
-            else DeviceEventKind.ACTUATOR_STARTED
-        )
-        try:
-            await port.execute(command)
-        except DeviceError as exc:
-            event = DeviceEvent(DeviceEventKind.ERROR, command.actuator.value, str(exc))
+    def _actuator_done(self, command: ActuatorCommand, error: DeviceError | None) -> None:
+        if error is not None:
+            event = DeviceEvent(DeviceEventKind.ERROR, command.actuator.value, str(error))
+        elif command.is_stop:
+            event = DeviceEvent(DeviceEventKind.ACTUATOR_STOPPED, command.actuator.value)
         else:
-            event = DeviceEvent(kind, command.actuator.value)
+            event = DeviceEvent(DeviceEventKind.ACTUATOR_STARTED, command.actuator.value)
         now = self.clock()
         self._handle(self.core.device_event(now, event), now)
-
-    async def _stop_all_actuators(self) -> None:
-        """The last line of defence: every actuator gets a stop, whatever the core thinks."""
-        for task in [*self._actuator_tasks, *self._side_tasks]:
-            task.cancel()
-        for port in self.actuators.values():
-            with contextlib.suppress(DeviceError):
-                await port.stop()
 
     def _finish(self) -> SessionResult:
         now = self.clock()

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 from collections.abc import Sequence
-from enum import Enum
+from dataclasses import asdict
 from typing import Any, TextIO
 
 from devicectl.console import event_line, status_line
 from devicectl.plan import Plan
-from devicectl.timing.types import Alert, Cue, CueKind, HoldDone, Output, Severity, Status
+from devicectl.timing.types import Alert, Cue, CueKind, Output, Severity, Status
 
 BELL = "\a"
 # The status line is redrawn at most this often: faster than the eye needs is wasted terminal I/O.
@@ -65,24 +64,9 @@ class ConsoleSink:
             self._status_shown = False
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
-
-
 def output_record(output: Output, elapsed_s: float) -> dict[str, Any]:
-    """An output of the core as a JSON object with a ``type`` field."""
-    if isinstance(output, HoldDone):
-        body: dict[str, Any] = {"t": output.t, "dose": dataclasses.asdict(output.dose)}
-    else:
-        body = dataclasses.asdict(output)
-    kind = type(output).__name__
-    return {"type": kind, "elapsed_s": round(elapsed_s, 3), **_jsonable(body)}
+    """An output of the core as a JSON object with a ``type`` field (enums are str: no encoder)."""
+    return {"type": type(output).__name__, "elapsed_s": round(elapsed_s, 3), **asdict(output)}
 
 
 class JsonSink:

@@ -29,13 +29,14 @@ def env() -> dict[str, str]:
     return e
 
 
-async def spawn(*args: str) -> asyncio.subprocess.Process:
+async def spawn(*args: str, keyboard: bool = False) -> asyncio.subprocess.Process:
+    """``keyboard``: stdin is a pipe the test writes key lines to; else /dev/null."""
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "devicectl",
         *args,
-        stdin=asyncio.subprocess.DEVNULL,
+        stdin=asyncio.subprocess.PIPE if keyboard else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         cwd=ROOT,

@@ -27,6 +27,10 @@ target = [45, 30]
         ("demo", "mark10", "mark10"),
         ("demo", "mark10@socket://127.0.0.1:99999", "99999"),
         ("demo", "mark10@sim?garbage_every=often", "garbage_every"),
+        ("demo", "mark10@sim?garbage_every=0", "garbage_every"),
+        ("demo", "mark10@sim?stuck_n=nan", "stuck"),
+        ("demo", "mark10@sim?disconnect_after_s=-1", "disconnect_after_s"),
+        ("demo", "mark10@sim?colour=red", "colour"),
     ],
 )
 async def test_bad_plan_or_address_exits_2_with_one_line(

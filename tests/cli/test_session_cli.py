@@ -9,13 +9,39 @@ import sqlite3
 import time
 from pathlib import Path
 
-from devicectl.builtin import builtin_plan
 from devicectl.opener import plan_segments
+from devicectl.planfile import load_plan
 from devicectl.records import Records
 from simulators.force_model import TherapistModel
 from simulators.mark10 import Mark10Device
 from simulators.serve import PtyServer
 from tests.cli.helpers import devicectl, read_json_until, spawn
+
+# Short holds so a whole session over a pty takes seconds, not the demo's minute.
+FAST_PLAN = """
+name = "fast"
+units = "N"
+[[steps]]
+type = "pause"
+duration_s = 1
+note = "get ready"
+[[steps]]
+type = "hold"
+site = "calf L"
+target = [20, 40]
+hold_s = 1.5
+rest_s = 1
+repeat = 2
+ceiling = 80
+[[steps]]
+type = "hold"
+site = "calf R"
+target = [20, 40]
+hold_s = 1.5
+rest_s = 1
+repeat = 1
+ceiling = 80
+"""
 
 
 def _is_phase(phase: str) -> object:
@@ -24,12 +50,15 @@ def _is_phase(phase: str) -> object:
 
 async def test_whole_session_over_a_real_pty_is_completed_and_recorded(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
-    therapist = TherapistModel(plan_segments(builtin_plan("demo")))
+    plan_file = tmp_path / "fast.toml"
+    plan_file.write_text(FAST_PLAN)
+    plan = load_plan(plan_file)
+    therapist = TherapistModel(plan_segments(plan))
     server = PtyServer(lambda: Mark10Device(therapist, clock=time.monotonic))
     path = await server.start()
     try:
         done = await devicectl(
-            "run", "demo", "--tbar", f"mark10@serial://{path}", "--db", str(db), "--json"
+            "run", str(plan_file), "--tbar", f"mark10@serial://{path}", "--db", str(db), "--json"
         )
     finally:
         await server.stop()
@@ -38,7 +67,6 @@ async def test_whole_session_over_a_real_pty_is_completed_and_recorded(tmp_path:
     summary = records[-1]
     assert summary["type"] == "summary"
     assert summary["status"] == "completed"
-    plan = builtin_plan("demo")
     planned_holds = sum(s.repeat for s in plan.hold_steps)
     assert summary["dose"]["total"]["holds_done"] == planned_holds
     phases = [r["phase"] for r in records if r["type"] == "PhaseChange"]
@@ -117,6 +145,9 @@ async def test_sigkill_mid_hold_leaves_an_interrupted_session_with_its_samples(
         # The demo opens with a timed pause (RUNNING, DONE), then the first hold's ARMED, RAMP.
         phases = [p["phase"] for p in store.phases(session.id)]
         assert phases[:4] == ["RUNNING", "DONE", "ARMED", "RAMP"]
+        # Recovery closes the record at its last data and says so in the events.
+        assert session.ended_at is not None
+        assert "session.interrupted" in [e["kind"] for e in store.events(session.id)]
     finally:
         store.close()
 
@@ -158,3 +189,46 @@ async def test_device_failure_mid_session_exits_1_and_records_interrupted(tmp_pa
         assert "device_failure" in kinds
     finally:
         store.close()
+
+
+async def test_keys_confirm_pause_resume_and_stop_a_session(tmp_path: Path) -> None:
+    plan_file = tmp_path / "untimed.toml"
+    plan_file.write_text(FAST_PLAN.replace("duration_s = 1\n", ""))  # an untimed pause
+    db = tmp_path / "k.db"
+    proc = await spawn(
+        "run", str(plan_file), "--tbar", "mark10@sim", "--db", str(db), "--json", keyboard=True
+    )
+    assert proc.stdin is not None
+    try:
+        await read_json_until(proc, _is_phase("WAITING"), limit_s=30)
+        proc.stdin.write(b"\n")  # Enter: the therapist has finished the warm-up
+        await read_json_until(proc, _is_phase("ARMED"), limit_s=10)
+        proc.stdin.write(b"p\n")
+        await read_json_until(proc, lambda r: r.get("type") == "StateChange", limit_s=10)
+        proc.stdin.write(b"r\n")
+        seen = await read_json_until(proc, lambda r: r.get("type") == "StateChange", limit_s=10)
+        assert seen[-1]["state"] == "running"
+        proc.stdin.write(b"s\n")
+        out, err = await asyncio.wait_for(proc.communicate(), 20)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 130, err.decode()
+    summary = json.loads(out.decode().strip().splitlines()[-1])
+    assert summary["status"] == "stopped"
+    store = Records.open(db)
+    try:
+        kinds = [e["kind"] for e in store.events(store.sessions()[0].id)]
+    finally:
+        store.close()
+    for kind in (
+        "command.confirm",
+        "command.pause",
+        "session.paused",
+        "command.resume",
+        "session.running",
+        "command.stop",
+        "session.stopped",
+    ):
+        assert kind in kinds, kind

@@ -5,7 +5,7 @@ from __future__ import annotations
 from devicectl.console import dose_table, event_line, status_line
 from devicectl.dose import HoldDose, session_dose
 from devicectl.plan import HoldStep, Plan
-from devicectl.timing.types import Cue, CueKind, Phase, SessionState, Status
+from devicectl.timing.types import Cue, CueKind, Phase, SessionState, StateChange, Status
 from devicectl.units import KGF_N, ForceUnit
 
 
@@ -68,6 +68,22 @@ def test_status_line_in_hold_shows_progress_band_and_force_in_plan_units() -> No
     assert "PAUSED" in frozen
 
 
-def test_release_cue_is_a_line_of_its_own() -> None:
-    line = event_line(Cue(12.0, CueKind.RELEASE, 0), 12.0, _plan(ForceUnit.N))
-    assert line == "[   12.0s] CUE RELEASE now: hold complete"
+def test_release_cue_says_why_the_release_came() -> None:
+    plan = _plan(ForceUnit.N)
+    complete = event_line(Cue(12.0, CueKind.RELEASE, 0, reason="complete"), 12.0, plan)
+    assert complete == "[   12.0s] CUE RELEASE now: hold complete"
+    capped = event_line(Cue(90.0, CueKind.RELEASE, 0, reason="over_held"), 90.0, plan)
+    assert capped is not None
+    assert "OVER-HELD" in capped
+    assert "complete" not in capped
+    early = event_line(Cue(5.0, CueKind.RELEASE, 0, reason="next"), 5.0, plan)
+    assert early is not None
+    assert "early" in early
+
+
+def test_pause_and_resume_have_lines() -> None:
+    plan = _plan(ForceUnit.N)
+    line = event_line(
+        StateChange(3.0, SessionState.PAUSED, SessionState.RUNNING, "pause"), 3.0, plan
+    )
+    assert line == "[    3.0s] session PAUSED (pause)"

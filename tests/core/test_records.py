@@ -21,6 +21,7 @@ from devicectl import records as records_module
 from devicectl.dose import HoldDose
 from devicectl.errors import RecordsError
 from devicectl.records import HOLD_FIELDS, DeviceRecord, Records, SessionWriter, default_db_path
+from devicectl.records import store as records_store
 from devicectl.timing.types import Phase, SessionState, Severity
 
 REPO = Path(__file__).resolve().parents[2]
@@ -96,7 +97,7 @@ def test_reopening_keeps_data(db: Path) -> None:
 
 def test_default_path_is_the_user_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert default_db_path() == platformdirs.user_data_path("devicectl") / "sessions.db"
-    monkeypatch.setattr(records_module, "default_db_path", lambda: tmp_path / "d" / "s.db")
+    monkeypatch.setattr(records_store, "default_db_path", lambda: tmp_path / "d" / "s.db")
     with Records.open() as r:
         assert r.path == tmp_path / "d" / "s.db"
     assert (tmp_path / "d" / "s.db").is_file()
