@@ -128,7 +128,13 @@ async def open_force_sensor(
     else:
         baud = int(spec.address.params.get("baud", model.baud or 115200))
         transport = SerialTransport(spec.address.serial_url, baudrate=baud)
-    sensor = Mark10(transport, rate_hz=rate_hz, label=spec.text, simulated=spec.simulated)
+    sensor = Mark10(
+        transport,
+        rate_hz=rate_hz,
+        default_unit=spec.address.unit,
+        label=spec.text,
+        simulated=spec.simulated,
+    )
     try:
         yield sensor
     finally:

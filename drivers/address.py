@@ -11,9 +11,12 @@ Accepted forms (``MODEL`` is a key of the model table, e.g. ``mark10``)::
     MODEL@ble:AA:BB:CC:DD:EE:FF               a BLE device by address (or a macOS UUID)
     MODEL@mqtt://HOST[:PORT]/TOPIC            a serial device behind a Tasmota MQTT bridge
 
-Parameters: serial takes ``baud`` (a standard rate); socket takes none; sim, ble and mqtt pass
-theirs through to the code that opens them. BLE and MQTT addresses parse, but opening them is
-the opener's business (it may say "not supported yet").
+Parameters: serial takes ``baud`` (a standard rate) and ``unit``; socket takes ``unit``; sim, ble
+and mqtt pass theirs through to the code that opens them. ``unit`` is the unit a force gauge
+prints without naming it (its unit output switched off): a Mark-10 reply spelling, any case
+(``lbF``, ``ozF``, ``kgF``, ``gF``, ``N``, ``mN``, ``kN``); it is kept in that canonical spelling.
+BLE and MQTT addresses parse, but opening them is the opener's business (it may say "not
+supported yet").
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Literal
 from urllib.parse import parse_qsl, urlsplit
 
 from drivers.models import ModelEntry, load_models
+from protocols.mark10 import Mark10Unit, parse_unit
 
 __all__ = ["ACCEPTED_FORMS", "STANDARD_BAUDS", "AddressError", "DeviceAddress", "parse_address"]
 
@@ -97,6 +101,12 @@ class DeviceAddress:
         raw = self.params.get("baud")
         return None if raw is None else int(raw)
 
+    @property
+    def unit(self) -> Mark10Unit | None:
+        """The ``unit`` parameter, if given: the unit of readings that carry none."""
+        raw = self.params.get("unit")
+        return None if raw is None else parse_unit(raw)
+
     def __str__(self) -> str:
         where = {"serial": "serial://", "socket": "socket://", "mqtt": "mqtt://"}.get(
             self.scheme, ""
@@ -119,6 +129,8 @@ def parse_address(text: str) -> DeviceAddress:
     scheme, target = _parse_where(text, where)
     _check_reach(text, model, scheme)
     _check_params(text, scheme, params)
+    if "unit" in params and scheme in ("serial", "socket"):
+        params["unit"] = _check_unit(text, params["unit"]).value
     return DeviceAddress(model.key, scheme, target, params)
 
 
@@ -134,13 +146,15 @@ def _parse_query(text: str, query: str) -> dict[str, str]:
     if not query:
         return {}
     try:
-        pairs = parse_qsl(query, keep_blank_values=False, strict_parsing=True)
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=True)
     except ValueError:
         raise AddressError(text, f"parameters {query!r} are not KEY=VALUE&KEY=VALUE") from None
     params: dict[str, str] = {}
     for key, value in pairs:
         if key in params:
             raise AddressError(text, f"parameter {key!r} is given twice")
+        if not value:
+            raise AddressError(text, f"parameter {key!r} has no value")
         params[key] = value
     return params
 
@@ -214,11 +228,11 @@ def _check_reach(text: str, model: ModelEntry, scheme: Scheme) -> None:
 
 def _check_params(text: str, scheme: Scheme, params: dict[str, str]) -> None:
     if scheme == "serial":
-        _only(text, scheme, params, {"baud"})
+        _only(text, scheme, params, {"baud", "unit"})
         if "baud" in params:
             _check_baud(text, params["baud"])
     elif scheme == "socket":
-        _only(text, scheme, params, set())
+        _only(text, scheme, params, {"unit"})
 
 
 def _only(text: str, scheme: str, params: dict[str, str], allowed: set[str]) -> None:
@@ -232,3 +246,11 @@ def _check_baud(text: str, raw: str) -> None:
     if not raw.isdigit() or int(raw) not in STANDARD_BAUDS:
         rates = ", ".join(str(b) for b in sorted(STANDARD_BAUDS))
         raise AddressError(text, f"baud {raw!r} is not a standard rate ({rates})")
+
+
+def _check_unit(text: str, raw: str) -> Mark10Unit:
+    try:
+        return parse_unit(raw)
+    except ValueError:
+        units = ", ".join(u.value for u in Mark10Unit)
+        raise AddressError(text, f"unit {raw!r} is not a gauge unit ({units}; any case)") from None

@@ -45,5 +45,10 @@ class DeviceFault(DeviceError):
         super().__init__(device, message, hint=hint)
 
 
+class DeviceMisconfigured(DeviceError):
+    """The device answers, but a setting (on the device or in the address) keeps the driver
+    from reading it correctly, e.g. a gauge that prints readings without their unit."""
+
+
 class UnsupportedCommand(DeviceError):
     """The model lacks this capability."""

@@ -6,14 +6,14 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 
-from drivers.errors import DeviceDisconnected, DeviceError
+from drivers.errors import DeviceDisconnected, DeviceError, DeviceMisconfigured
 from drivers.force import DeviceInfo, ForceSample, ForceSensor, LinkStats
 from drivers.gcl_link import Garbage, GclLink, Timed
 from drivers.gcl_poll import Pacer, PollHealth
 from drivers.transport.base import Transport
 from protocols.mark10 import ErrorReply, Mark10Unit, Reading, Request, TextReply
 
-__all__ = ["Mark10"]
+__all__ = ["UNITLESS_HINT", "Mark10"]
 
 # A gauge answers within a few ms; two poll periods leaves room for a busy host, and the floor
 # keeps fast rates from timing out on USB latency.
@@ -23,6 +23,11 @@ _MIN_REPLY_TIMEOUT_S = 0.05
 _IDENTITY_TIMEOUT_S = 0.25
 # About 20 s at 50 Hz: a consumer that stalls longer than that loses the oldest samples.
 _SAMPLE_BUFFER = 1024
+
+UNITLESS_HINT = (
+    "enable the unit in the gauge's Serial/USB data-format settings, or give the unit in the "
+    "address, e.g. `mark10@serial:///dev/ttyUSB0?unit=lbF`"
+)
 
 _Item = ForceSample | DeviceError | None  # None: closed, the stream ends
 
@@ -43,8 +48,13 @@ class Mark10(ForceSensor):
     (any)       ``*10`` / ``*11`` / ``*12`` / ``*22``  device errors: counted, see below
     ==========  =====================================  ===========================================
 
-    The unit in a reply is converted to newtons; a gauge set to print no unit is read in
-    ``default_unit``. Compression is positive as the gauge prints it by default; ``invert=True``
+    Units: each reply's own unit is converted to newtons, so a unit changed on the gauge
+    mid-stream is followed. A reading without a unit (the unit output is off in the gauge's
+    data-format menu) is read in ``default_unit``; without ``default_unit`` it raises
+    :class:`~drivers.errors.DeviceMisconfigured` (from :meth:`connect`, or from :meth:`samples`
+    if the unit output is switched off later), because guessing newtons for a gauge set to lbF
+    would be 4.45x off. The driver never sends unit commands: they would change the gauge's
+    display. Compression is positive as the gauge prints it by default; ``invert=True``
     is for a gauge set to the other polarity.
 
     Verification: written from the Mark-10 Series 4/5 manuals (GCL2) and tested against this
@@ -69,7 +79,7 @@ class Mark10(ForceSensor):
         rate_hz: float = 50.0,
         invert: bool = False,
         no_reply_limit_s: float = 2.0,
-        default_unit: Mark10Unit = Mark10Unit.N,
+        default_unit: Mark10Unit | None = None,
         clock: Callable[[], float] = time.monotonic,
         label: str = "mark10",
         simulated: bool = False,
@@ -237,13 +247,24 @@ class Mark10(ForceSensor):
     def _take(self, timed: Timed) -> None:
         reply = timed.reply
         if isinstance(reply, Reading):
+            force_n = self._sign * reply.newtons(self._unit_of(reply))
             self._health.reading(timed.t)
-            force_n = self._sign * reply.newtons(self._default_unit)
             self._emit(ForceSample(timed.t, force_n))
         elif isinstance(reply, ErrorReply):
             self._health.error(reply)
         elif isinstance(reply, TextReply | Garbage):
             self._health.garbage()  # text where a reading was expected is garbage too
+
+    def _unit_of(self, reading: Reading) -> Mark10Unit:
+        """The reading's own unit, else ``default_unit``; raises if there is neither."""
+        unit = reading.unit or self._default_unit
+        if unit is None:
+            message = (
+                f"the gauge sends readings without a unit ({reading.raw.strip()!r}), "
+                "so their force in newtons is unknown"
+            )
+            raise DeviceMisconfigured(self._label, message, hint=UNITLESS_HINT)
+        return unit
 
     def _raise_if_stale(self) -> None:
         failure = self._health.failure(self._clock())

@@ -18,6 +18,7 @@ happened to be created.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,10 +51,22 @@ class Mark10Faults:
     stuck_value_n: float | None = None  # readings report this force (N) whatever the model says
 
     def __post_init__(self) -> None:
+        # Checked here, so a bad switch fails where it is set, not mid-session in the server.
         for name in ("garbage_every", "no_reply_every"):
-            every = getattr(self, name)
-            if every is not None and every < 1:
-                raise ValueError(f"{name} must be >= 1, not {every}")
+            _check_count(name, getattr(self, name))
+        after = self.disconnect_after_s
+        if after is not None and not (math.isfinite(after) and after > 0):
+            raise ValueError(f"disconnect_after_s must be a finite number > 0 s, not {after!r}")
+        stuck = self.stuck_value_n
+        if stuck is not None and not math.isfinite(stuck):
+            raise ValueError(f"stuck_value_n must be a finite force in N, not {stuck!r}")
+
+
+def _check_count(name: str, every: int | None) -> None:
+    if every is None:
+        return
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ValueError(f"{name} must be a whole number >= 1, not {every!r}")
 
 
 @dataclass

@@ -12,9 +12,10 @@ from pathlib import Path
 from devicectl.opener import plan_segments
 from devicectl.planfile import load_plan
 from devicectl.records import Records
+from protocols.mark10 import Mark10Unit
 from simulators.force_model import TherapistModel
 from simulators.mark10 import Mark10Device
-from simulators.serve import PtyServer
+from simulators.serve import PtyServer, TcpServer
 from tests.cli.helpers import devicectl, read_json_until, spawn
 
 # Short holds so a whole session over a pty takes seconds, not the demo's minute.
@@ -232,3 +233,31 @@ async def test_keys_confirm_pause_resume_and_stop_a_session(tmp_path: Path) -> N
         "session.stopped",
     ):
         assert kind in kinds, kind
+
+
+async def test_a_gauge_without_unit_output_needs_the_unit_in_the_address(tmp_path: Path) -> None:
+    plan_file = tmp_path / "fast.toml"
+    plan_file.write_text(FAST_PLAN)
+    therapist = TherapistModel(plan_segments(load_plan(plan_file)))
+    server = TcpServer(
+        lambda: Mark10Device(
+            therapist, clock=time.monotonic, unit=Mark10Unit.LBF, unit_output=False
+        )
+    )
+    host, port = await server.start()
+    try:
+        address = f"mark10@socket://{host}:{port}"
+        refused = await devicectl("run", str(plan_file), "--tbar", address, "--db",
+                                  str(tmp_path / "u.db"))  # fmt: skip
+        assert refused.code == 1
+        assert "without a unit" in refused.stderr
+        assert "?unit=" in refused.stderr
+        assert "Traceback" not in refused.stderr
+        done = await devicectl("run", str(plan_file), "--tbar", f"{address}?unit=lbF", "--db",
+                               str(tmp_path / "u.db"), "--json")  # fmt: skip
+    finally:
+        await server.stop()
+    assert done.code == 0, done.stderr
+    summary = done.json_lines()[-1]
+    # Pressed mid-band (30 N): read as lbf and converted, not 6.7 "N".
+    assert 25 < summary["dose"]["total"]["peak_n"] < 40

@@ -9,6 +9,7 @@ import pytest
 import drivers.address
 from drivers.address import AddressError, DeviceAddress, parse_address
 from drivers.models import ModelEntry, get_model, load_models
+from protocols.mark10 import Mark10Unit
 
 
 @pytest.fixture(autouse=True)
@@ -31,6 +32,13 @@ GOOD = [
     ("mark10@socket://127.0.0.1:7001", "socket", "127.0.0.1:7001", {}),
     ("mark10@socket://localhost:1", "socket", "localhost:1", {}),
     ("mark10@socket://[::1]:65535", "socket", "[::1]:65535", {}),
+    ("mark10@socket://h:7001?unit=lbF", "socket", "h:7001", {"unit": "lbF"}),
+    (
+        "mark10@serial:///dev/ttyUSB0?baud=9600&unit=kgf",
+        "serial",
+        "/dev/ttyUSB0",
+        {"baud": "9600", "unit": "kgF"},
+    ),
     ("mark10@sim", "sim", "", {}),
     ("mark10@sim?garbage_every=5&stuck_n=20", "sim", "", {"garbage_every": "5", "stuck_n": "20"}),
     ("mark10@mqtt://broker:1883/massage-chair", "mqtt", "broker:1883/massage-chair", {}),
@@ -80,7 +88,11 @@ BAD = [
     ("mark10@socket:127.0.0.1:7001", "written socket://HOST:PORT"),
     ("mark10@socket://:7001", "no host"),
     ("mark10@socket://h:7001/x", "has no path"),
-    ("mark10@socket://h:7001?baud=9600", "socket takes no parameters"),
+    ("mark10@socket://h:7001?baud=9600", "unknown parameter 'baud': socket takes unit"),
+    ("mark10@/dev/ttyUSB0?unit=lbs", r"unit 'lbs' is not a gauge unit \(lbF, ozF, kgF, gF, N,"),
+    ("mark10@socket://h:7001?unit=", "parameter 'unit' has no value"),
+    ("mark10@/dev/ttyUSB0?baud=", "parameter 'baud' has no value"),
+    ("mark10@socket://h:7001?unit=psi", "unit 'psi' is not a gauge unit .*mN, kN; any case"),
     ("mark10@mqtt://broker:1883", "needs a topic"),
     ("mark10@mqtt://broker/room/#", "needs a topic without wildcards"),
     ("mark10@ble", "mark10 is a serial device; it cannot be reached over ble"),
@@ -105,3 +117,19 @@ def test_the_address_is_a_plain_value() -> None:
     address = DeviceAddress("mark10", "serial", "/dev/ttyUSB0", {"baud": "9600"})
     assert address == parse_address("mark10@/dev/ttyUSB0?baud=9600")
     assert str(address) == "mark10@serial:///dev/ttyUSB0?baud=9600"
+
+
+@pytest.mark.parametrize(
+    ("spelling", "unit"),
+    [("lbF", Mark10Unit.LBF), ("LBF", Mark10Unit.LBF), ("n", Mark10Unit.N), ("mN", Mark10Unit.MN)],
+)
+def test_the_unit_parameter_reads_in_any_case(spelling: str, unit: Mark10Unit) -> None:
+    for where in ("/dev/ttyUSB0", "socket://127.0.0.1:7001"):
+        address = parse_address(f"mark10@{where}?unit={spelling}")
+        assert address.unit is unit
+        assert address.params["unit"] == unit.value  # canonical, so it prints as the gauge does
+
+
+def test_no_unit_parameter_means_none() -> None:
+    assert parse_address("mark10@/dev/ttyUSB0?baud=9600").unit is None
+    assert parse_address("mark10@socket://h:1").unit is None

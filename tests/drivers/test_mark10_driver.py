@@ -13,7 +13,13 @@ from typing import Literal
 
 import pytest
 
-from drivers.errors import DeviceDisconnected, DeviceFault, DeviceNotFound, DeviceTimeout
+from drivers.errors import (
+    DeviceDisconnected,
+    DeviceFault,
+    DeviceMisconfigured,
+    DeviceNotFound,
+    DeviceTimeout,
+)
 from drivers.force import ForceSample
 from drivers.mark10 import Mark10
 from drivers.transport.serial import SerialTransport
@@ -96,19 +102,77 @@ async def test_samples_follow_the_force_in_newtons(link: Link, unit: Mark10Unit)
     assert [s.t for s in samples] == sorted(s.t for s in samples)
 
 
-async def test_unitless_replies_use_the_default_unit() -> None:
-    def factory() -> Mark10Device:
-        device = Mark10Device(
-            constant(FORCE_N), clock=time.monotonic, unit=Mark10Unit.LBF, unit_output=False
-        )
-        return device
+PRESSED_N = 50.0  # on a gauge set to lbF it prints 11.24: read as newtons, 4.45x too low
 
+
+def unitless_lbf_gauge() -> Mark10Device:
+    """A gauge set to lbF with its unit output off, pressed at ``PRESSED_N``."""
+    return Mark10Device(
+        constant(PRESSED_N), clock=time.monotonic, unit=Mark10Unit.LBF, unit_output=False
+    )
+
+
+async def test_unitless_replies_without_a_default_unit_fail_connect_with_a_hint() -> None:
+    async with served("pty", unitless_lbf_gauge) as (url, _):
+        sensor = Mark10(SerialTransport(url), label="gauge-1")
+        try:
+            with pytest.raises(DeviceMisconfigured) as caught:
+                async with asyncio.timeout(TIMEOUT_S):
+                    await sensor.connect()
+        finally:
+            await sensor.close()
+    error = caught.value
+    assert error.device == "gauge-1"
+    assert "the gauge sends readings without a unit ('11.24')" in error.message
+    assert "Serial/USB data-format settings" in error.hint
+    assert "mark10@serial:///dev/ttyUSB0?unit=lbF" in error.hint
+    assert sensor.info is None
+
+
+async def test_unitless_replies_use_the_default_unit() -> None:
     async with (
-        served("pty", factory) as (url, _),
+        served("pty", unitless_lbf_gauge) as (url, _),
         Mark10(SerialTransport(url), default_unit=Mark10Unit.LBF) as sensor,
     ):
-        (sample,) = await take(sensor, 1)
-    assert sample.force_n == pytest.approx(FORCE_N, abs=0.005 * Mark10Unit.LBF.newtons)
+        samples = await take(sensor, 3)
+    rounding_n = 0.005 * Mark10Unit.LBF.newtons
+    assert all(s.force_n == pytest.approx(PRESSED_N, abs=rounding_n) for s in samples)
+
+
+async def test_a_unit_changed_mid_stream_is_followed() -> None:
+    async with (
+        served("pty", gauge()) as (url, devices),
+        Mark10(SerialTransport(url), default_unit=Mark10Unit.KGF) as sensor,
+    ):
+        before = await take(sensor, 2)
+        devices[0].state.unit = Mark10Unit.LBF  # the therapist changes the unit on the gauge
+        changed_at = time.monotonic()
+        after = await take(sensor, 3, after_t=changed_at)
+    rounding_n = 0.005 * Mark10Unit.LBF.newtons
+    assert all(s.force_n == pytest.approx(FORCE_N) for s in before)
+    assert all(s.force_n == pytest.approx(FORCE_N, abs=rounding_n) for s in after)
+
+
+async def test_unit_output_switched_off_mid_stream_ends_the_stream() -> None:
+    with_unit = True
+
+    def respond(request: bytes) -> bytes | None:
+        if request != b"?C":
+            return b"*10\r\n"
+        return b"2.00 lbF\r\n" if with_unit else b"2.00\r\n"
+
+    peer = PtyPeer(respond)
+    try:
+        async with Mark10(SerialTransport(peer.path)) as sensor:
+            (sample,) = await take(sensor, 1)
+            with_unit = False
+            with pytest.raises(DeviceMisconfigured, match="without a unit"):
+                await take(sensor, 10_000)
+            with pytest.raises(DeviceMisconfigured):
+                await sensor.tare()
+    finally:
+        peer.close()
+    assert sample.force_n == pytest.approx(2 * Mark10Unit.LBF.newtons)
 
 
 async def test_polls_no_faster_than_the_rate() -> None:

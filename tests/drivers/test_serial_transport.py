@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import os
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -117,18 +116,6 @@ async def test_refused_socket_is_not_found() -> None:
     transport = SerialTransport(f"socket://127.0.0.1:{port}")
     with pytest.raises(DeviceNotFound, match="simulator"):
         await transport.open()
-
-
-@pytest.mark.skipif(
-    hasattr(os, "geteuid") and os.geteuid() == 0,
-    reason="running as root: file permissions are not enforced (the translation is tested below)",
-)
-async def test_unreadable_port_is_permission_denied(tmp_path: Path) -> None:
-    port = tmp_path / "ttyS9"
-    port.touch()
-    port.chmod(0)
-    with pytest.raises(DevicePermissionDenied, match="dialout"):
-        await SerialTransport(str(port)).open()
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -165,7 +166,33 @@ def test_stuck_value_ignores_the_model_and_zeroing() -> None:
     assert device.receive(b"LB\r?C\r") == b"1.57 lbF\r\n"
 
 
-@pytest.mark.parametrize("name", ["garbage_every", "no_reply_every"])
-def test_fault_counts_must_be_positive(name: str) -> None:
-    with pytest.raises(ValueError, match=name):
-        Mark10Faults(**{name: 0})
+BAD_FAULTS = [
+    ("garbage_every", 0, "garbage_every must be a whole number >= 1, not 0"),
+    ("garbage_every", -2, "garbage_every must be a whole number >= 1"),
+    ("garbage_every", 2.5, "garbage_every must be a whole number >= 1, not 2.5"),
+    ("no_reply_every", 0, "no_reply_every must be a whole number >= 1"),
+    ("disconnect_after_s", 0.0, "disconnect_after_s must be a finite number > 0 s, not 0.0"),
+    ("disconnect_after_s", -1.0, "disconnect_after_s must be a finite number > 0 s"),
+    ("disconnect_after_s", float("inf"), "disconnect_after_s must be a finite number > 0 s"),
+    ("disconnect_after_s", float("nan"), "disconnect_after_s must be a finite number > 0 s"),
+    ("stuck_value_n", float("nan"), "stuck_value_n must be a finite force in N, not nan"),
+    ("stuck_value_n", float("inf"), "stuck_value_n must be a finite force in N"),
+    ("stuck_value_n", float("-inf"), "stuck_value_n must be a finite force in N"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "message"), BAD_FAULTS)
+def test_bad_fault_settings_are_rejected_naming_the_field_and_range(
+    name: str, value: float, message: str
+) -> None:
+    settings: dict[str, Any] = {name: value}
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Mark10Faults(**settings)
+
+
+def test_good_fault_settings_are_accepted() -> None:
+    faults = Mark10Faults(
+        disconnect_after_s=0.01, garbage_every=1, no_reply_every=1, stuck_value_n=-3.0
+    )
+    assert faults.stuck_value_n == -3.0
+    assert Mark10Faults(stuck_value_n=0.0).stuck_value_n == 0.0
