@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from devicectl.limits import site_key
 from devicectl.plan import ChairStep, GunStep, HoldStep, Plan, Step
 
 
@@ -180,24 +181,27 @@ def session_dose(
     plan: Plan, holds: Sequence[HoldDose], gun_s_by_step: Mapping[int, float]
 ) -> SessionDose:
     """Delivered against planned, per step (every step of the plan, in order), per site and for
-    the session. A hold site and a gun area with the same name are the same site: one body part."""
+    the session. A hold site and a gun area with the same name are the same site: one body part.
+    Sites match as plan validation matches them (:func:`devicectl.limits.site_key`: case and
+    spacing ignored), and a site is shown with its first spelling in the plan."""
     steps = tuple(_step_totals(i, s, holds, gun_s_by_step) for i, s in enumerate(plan.steps))
-    site_names: list[str] = []
+    shown: dict[str, str] = {}  # site key -> first spelling
     for step in plan.steps:
-        if isinstance(step, HoldStep | GunStep) and step_label(step) not in site_names:
-            site_names.append(step_label(step))
+        if isinstance(step, HoldStep | GunStep):
+            shown.setdefault(site_key(step_label(step)), step_label(step))
     sites = tuple(
         _combine(
             name,
-            [t for s, t in zip(plan.steps, steps, strict=True) if _is_site(s, name)],
-            [h for h in holds if h.site == name],
+            [t for s, t in zip(plan.steps, steps, strict=True) if _site_of(s) == key],
+            [h for h in holds if site_key(h.site) == key],
         )
-        for name in site_names
+        for key, name in shown.items()
     )
     return SessionDose(
         holds=tuple(holds), steps=steps, sites=sites, total=_combine(plan.name, steps, holds)
     )
 
 
-def _is_site(step: Step, name: str) -> bool:
-    return isinstance(step, HoldStep | GunStep) and step_label(step) == name
+def _site_of(step: Step) -> str | None:
+    """The site key of a hold or gun step; None for other steps."""
+    return site_key(step_label(step)) if isinstance(step, HoldStep | GunStep) else None

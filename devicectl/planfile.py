@@ -25,6 +25,7 @@ __all__ = [
     "CEILING_FACTOR",
     "GUN_SESSION_DEFAULT_S",
     "HARD_LIMITS",
+    "RAMP_ROOM_S",
     "HardLimits",
     "load_plan",
     "parse_plan",
@@ -37,6 +38,9 @@ HARD = HARD_LIMITS  # re-exported above (defined in devicectl.limits); short nam
 CEILING_FACTOR = 1.5
 # DESIGN.md "Caps": gun routines get a 15 min session cap unless the plan sets its own (§5.4).
 GUN_SESSION_DEFAULT_S = 900.0
+# hold_s must be at most max_hold_s - this: the hold cap counts from first contact, so a hold needs
+# a few seconds to ramp into the band, or it is over-held before it can complete.
+RAMP_ROOM_S = 5.0
 _DEFAULTS = HoldStep(site="", low_n=0.0, high_n=0.0, ceiling_n=0.0)  # the model's defaults, once
 
 _TOP_KEYS = ("name", "units", "description", "ceiling", "limits", "steps")
@@ -112,12 +116,13 @@ def _count(low: int, high: int) -> _Range:
     return _Range(low, high, "", low_open=False)
 
 
-def _under(rng: _Range, own: float, own_name: str) -> _Range:
-    """Tighten ``rng`` to a plan's own limit when that is lower, saying how to raise it."""
+def _under(rng: _Range, own: float, own_name: str, cap: str | None = None) -> _Range:
+    """Tighten ``rng`` to a plan's own limit when that is lower, saying how to raise it. ``cap``
+    says where the limit comes from when it is not simply ``own_name``."""
     if own >= rng.high:
         return rng
     hint = f"; a plan may raise {own_name} up to {rng.shown_high()}"
-    return replace(rng, high=own, cap=own_name, high_text=None, hint=hint)
+    return replace(rng, high=own, cap=cap or own_name, high_text=None, hint=hint)
 
 
 def _describe(value: object) -> str:
@@ -309,11 +314,19 @@ class _Reader:
         site = t.text("site", required=True, hint="where the tip goes, e.g. 'upper trapezius L'")
         low, high = self._band(t)
         ceiling = self._ceiling(t, high)
-        max_hold = t.must_number("max_hold_s", _seconds(HARD.max_hold_s), _DEFAULTS.max_hold_s)
+        max_hold = t.must_number(
+            "max_hold_s", _Range(RAMP_ROOM_S, HARD.max_hold_s, " s"), _DEFAULTS.max_hold_s
+        )
         reps = _under(
             _count(1, HARD.repeat), self.limits.max_reps_per_site, "limits.max_reps_per_site"
         )
-        hold = _under(_seconds(HARD.hold_s), max_hold, "max_hold_s")
+        hold = _under(
+            _seconds(HARD.hold_s),
+            max_hold - RAMP_ROOM_S,
+            "max_hold_s",
+            f"max_hold_s - {RAMP_ROOM_S:g} s (time to ramp into the band: the hold cap counts "
+            "from first contact)",
+        )
         ramp = t.number("ramp_rate", self._force_range(per_s=True))
         area = _Range(HARD.tip_area_min_cm2, HARD.tip_area_max_cm2, " cm2", low_open=False)
         return HoldStep(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from devicectl.dose import HoldDose
+from devicectl.limits import site_key
 from devicectl.plan import Plan
 from devicectl.timing.types import (
     Actuator,
@@ -54,23 +55,44 @@ class SampleTrack:
 
 @dataclass
 class Ledger:
-    """What earlier holds and steps used up, for the per-site and per-area caps and for the dose."""
+    """What earlier holds and steps used up, for the per-site and per-area caps and for the dose.
+
+    Sites and areas are keyed by :func:`devicectl.limits.site_key`, as plan validation counts them:
+    "Upper trapezius L" and "upper  trapezius l" are one site. Use the accessors, not the dicts.
+    """
 
     holds: list[HoldDose] = field(default_factory=list)
-    site_in_band_s: dict[str, float] = field(default_factory=dict)
+    site_in_band: dict[str, float] = field(default_factory=dict)
     site_reps: dict[str, int] = field(default_factory=dict)
     capped_sites: set[str] = field(default_factory=set)
-    area_gun_s: dict[str, float] = field(default_factory=dict)
+    area_gun: dict[str, float] = field(default_factory=dict)
     gun_s_by_step: dict[int, float] = field(default_factory=dict)
 
     def add_hold(self, dose: HoldDose) -> None:
+        key = site_key(dose.site)
         self.holds.append(dose)
-        self.site_in_band_s[dose.site] = self.site_in_band_s.get(dose.site, 0.0) + dose.in_band_s
-        self.site_reps[dose.site] = self.site_reps.get(dose.site, 0) + 1
+        self.site_in_band[key] = self.site_in_band.get(key, 0.0) + dose.in_band_s
+        self.site_reps[key] = self.site_reps.get(key, 0) + 1
 
     def add_gun(self, index: int, area: str, seconds: float) -> None:
+        key = site_key(area)
         self.gun_s_by_step[index] = self.gun_s_by_step.get(index, 0.0) + seconds
-        self.area_gun_s[area] = self.area_gun_s.get(area, 0.0) + seconds
+        self.area_gun[key] = self.area_gun.get(key, 0.0) + seconds
+
+    def in_band_on(self, site: str) -> float:
+        return self.site_in_band.get(site_key(site), 0.0)
+
+    def reps_on(self, site: str) -> int:
+        return self.site_reps.get(site_key(site), 0)
+
+    def gun_on(self, area: str) -> float:
+        return self.area_gun.get(site_key(area), 0.0)
+
+    def cap_site(self, site: str) -> None:
+        self.capped_sites.add(site_key(site))
+
+    def is_capped(self, site: str) -> bool:
+        return site_key(site) in self.capped_sites
 
 
 @dataclass
@@ -114,8 +136,8 @@ class Ctx:
     ) -> None:
         self.emit(Alert(self.now, kind, severity, message, step_index, device))
 
-    def cue(self, kind: CueKind, step_index: int) -> None:
-        self.emit(Cue(self.now, kind, step_index))
+    def cue(self, kind: CueKind, step_index: int, reason: str = "") -> None:
+        self.emit(Cue(self.now, kind, step_index, reason))
 
     def start_actuator(
         self, actuator: Actuator, level: int | None = None, program: str | None = None

@@ -86,7 +86,7 @@ class TimingCore(SessionBase):
         track = self._ctx.track
         running = self._actuator_running(self._machine)
         if self._ceiling.check(self._ctx, self._index, force_n, running):
-            self._pause()  # which stops the actuator
+            self._pause("ceiling")  # which stops the actuator
         if self._state is SessionState.RUNNING and self._machine is not None:
             data_resumed(self._ctx, self._index)
             self._machine.on_sample(force_n)
@@ -151,7 +151,7 @@ class TimingCore(SessionBase):
         assert m is not None
         paused = self._state is SessionState.PAUSED
         if command is Command.PAUSE and not paused:
-            self._pause()
+            self._pause("pause")
         elif command is Command.RESUME and paused:
             self._resume()
         elif command in (Command.NEXT, Command.CONFIRM) and paused:
@@ -187,14 +187,14 @@ class TimingCore(SessionBase):
         if not isinstance(m, ActuatorMachine) or m.actuator.value != event.device:
             return
         if m.on_stopped(paused=self._state is SessionState.PAUSED):
-            self._actuator_lost(m, f"{event.device} stopped by itself")
+            self._actuator_lost(m, f"{event.device} stopped by itself", "actuator_stopped")
 
-    def _actuator_lost(self, m: ActuatorMachine, why: str) -> None:
+    def _actuator_lost(self, m: ActuatorMachine, why: str, reason: str) -> None:
         message = f"{why}: session paused; resume to restart it"
         device = m.actuator.value
         self._ctx.alert(AlertKind.DEVICE_ERROR, Severity.WARNING, message, m.index, device)
         if self._state is SessionState.RUNNING:
-            self._pause()
+            self._pause(reason)
 
     def _on_link_lost(self, event: DeviceEvent) -> None:
         if event.device == TBAR:
@@ -204,7 +204,7 @@ class TimingCore(SessionBase):
         running = self._actuator_running(m)
         if running is not None and running.value == event.device:
             assert isinstance(m, ActuatorMachine)
-            self._actuator_lost(m, f"{event.device} link lost")
+            self._actuator_lost(m, f"{event.device} link lost", "actuator_link_lost")
             return
         message = f"{event.device} link lost" + (f": {event.message}" if event.message else "")
         self._ctx.alert(

@@ -7,6 +7,11 @@ from dataclasses import dataclass
 from devicectl.dose import HoldDose, contact_segment, interpolate
 
 
+def crossing(t0: float, f0: float, t1: float, f1: float, level: float) -> float:
+    """When the line from (t0, f0) to (t1, f1) reaches ``level`` (given f0 < level <= f1)."""
+    return t0 + (level - f0) / (f1 - f0) * (t1 - t0)
+
+
 @dataclass
 class HoldMeter:
     """Accumulates one hold from first contact to release.
@@ -22,7 +27,7 @@ class HoldMeter:
     site: str
     rep: int
     planned_in_band_s: float
-    started_t: float  # caller's monotonic time of first contact
+    started_t: float  # caller's monotonic time of first contact (the interpolated crossing)
     started_active: float
     in_band_s: float = 0.0
     contact_s: float = 0.0

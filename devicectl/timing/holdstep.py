@@ -16,55 +16,19 @@ Decisions beyond DESIGN.md (each one is tested):
 
 from __future__ import annotations
 
-from devicectl.plan import HoldStep
-from devicectl.timing.context import EPS, Ctx
+from devicectl.timing.context import EPS
 from devicectl.timing.hold import HoldMeter
+from devicectl.timing.holdtimer import HoldTimer
 from devicectl.timing.rules import RAMP_SEVERITY, ramp_feedback, ramp_message
-from devicectl.timing.steps import StepMachine
 from devicectl.timing.types import AlertKind, CueKind, HoldDone, Phase, Severity
 
 
-class HoldMachine(StepMachine):
-    step: HoldStep
-
-    def __init__(
-        self, ctx: Ctx, index: int, previous: Phase | None, step: HoldStep, reps: int
-    ) -> None:
-        super().__init__(ctx, index, previous)
-        self.step = step
-        self.reps = reps
-        self.limits = ctx.plan.limits
-        self.meter: HoldMeter | None = None
-        self.last_in_band = 0.0  # the previous hold's, shown during REST
-        self.dip_since: float | None = None  # active time the force fell below the band
-        self.lift: tuple[float, float] | None = None  # (now, active) the force fell below contact
-        self.rest_end = 0.0  # active time
-        self.rest_over = False
-        self.pressing = False  # a press during rest is flagged once per press
-        self.no_more_reps = False  # NEXT or the site cap: finish after this hold's rest
-
+class HoldMachine(HoldTimer):
     def enter(self) -> None:
         self.set_phase(Phase.ARMED)
 
-    # --- the hold timer ------------------------------------------------------------------
-
-    def provisional(self, now: float) -> float:
-        """In-band seconds since the last sample, not yet committed (the sample taken as held)."""
-        if self.phase is not Phase.HOLD or self.meter is None:
-            return 0.0
-        track = self.ctx.track
-        gap = track.fresh_gap(now, self.limits.stale_s)
-        if gap is None or track.last_f is None or not self.step.in_band(track.last_f):
-            return 0.0
-        return gap
-
-    def in_band(self, now: float) -> float:
-        if self.meter is None:
-            return self.last_in_band
-        return self.meter.in_band_s + self.provisional(now)
-
     def _more_reps(self) -> bool:
-        capped = self.step.site in self.ctx.ledger.capped_sites
+        capped = self.ctx.ledger.is_capped(self.step.site)
         return not (self.no_more_reps or capped) and self.rep < self.reps
 
     # --- time passes ---------------------------------------------------------------------
@@ -91,25 +55,25 @@ class HoldMachine(StepMachine):
             self.index,
         )
         if self.phase in (Phase.RAMP, Phase.HOLD):
-            self._release_cue()
+            self._release_cue("over_held")
 
     def _check_hold(self) -> None:
         m = self.meter
         assert m is not None
         in_band = self.in_band(self.ctx.now)
-        site_total = self.ctx.ledger.site_in_band_s.get(self.step.site, 0.0) + in_band
         if in_band >= self.step.hold_s - EPS:
             m.completed = True
-            self._release_cue()
-        if site_total >= self.limits.max_site_in_band_s - EPS:
+            self._release_cue("complete")
+            m.in_band_s = self.step.hold_s  # reached at exactly this moment (see deadline())
+        if self._site_left() - in_band <= EPS:
             self._site_cap()
         if self.phase is Phase.HOLD:
             self._check_dip()
 
     def _site_cap(self) -> None:
         if self.phase is Phase.HOLD:
-            self._release_cue()
-        self.ctx.ledger.capped_sites.add(self.step.site)
+            self._release_cue("site_cap")
+        self.ctx.ledger.cap_site(self.step.site)
         self.ctx.alert(
             AlertKind.SITE_CAP,
             Severity.WARNING,
@@ -146,14 +110,17 @@ class HoldMachine(StepMachine):
 
     # --- transitions ---------------------------------------------------------------------
 
-    def _release_cue(self) -> None:
+    def _release_cue(self, reason: str) -> None:
         """RAMP/HOLD -> RELEASE, keeping the in-band time counted up to now."""
+        self._commit_in_band()
+        self.set_phase(Phase.RELEASE)
+        self.ctx.cue(CueKind.RELEASE, self.index, reason)
+
+    def _commit_in_band(self) -> None:
         if self.meter is not None:
             self.meter.add_in_band(self.provisional(self.ctx.now))
         self.dip_since = None
         self.lift = None
-        self.set_phase(Phase.RELEASE)
-        self.ctx.cue(CueKind.RELEASE, self.index)
 
     def _end_hold(self, ended_t: float, ended_active: float) -> None:
         self._record(ended_t, ended_active)
@@ -225,15 +192,17 @@ class HoldMachine(StepMachine):
         m.see(force_n)
 
     def _contact(self, force_n: float) -> None:
+        """The hold starts where the force crossed contact (interpolated), not at this sample."""
+        back = self._since_crossing(self.limits.contact_n, force_n)
         self.meter = HoldMeter(
             step_index=self.index,
             site=self.step.site,
             rep=self.rep,
             planned_in_band_s=self.step.hold_s,
-            started_t=self.ctx.now,
-            started_active=self.ctx.active,
+            started_t=self.ctx.now - back,
+            started_active=self.ctx.active - back,
         )
-        self.meter.see(force_n)
+        self._integrate(force_n)  # the approach from the crossing to this sample
         self.set_phase(Phase.RAMP)
         self._ramp(force_n)  # a first sample already in the band goes straight on to HOLD
 
@@ -256,8 +225,10 @@ class HoldMachine(StepMachine):
         if m.reached_band:
             return
         m.reached_band = True  # the ramp rate is measured once per hold, at first band entry
-        seconds = m.active_wall(self.ctx.active)
-        m.ramp_rate_n_s = (force_n - self.limits.contact_n) / seconds if seconds > 0 else None
+        # From the contact crossing to the low-edge crossing, both interpolated between samples.
+        seconds = m.active_wall(self.ctx.active - self._since_crossing(self.step.low_n, force_n))
+        rise = self.step.low_n - self.limits.contact_n
+        m.ramp_rate_n_s = rise / seconds if seconds > EPS else None
         target = self.step.ramp_rate_n_s
         kind = ramp_feedback(m.ramp_rate_n_s, target)
         if kind is not None and target is not None:
@@ -302,7 +273,7 @@ class HoldMachine(StepMachine):
             self.finish()
         elif phase in (Phase.RAMP, Phase.HOLD):
             self.no_more_reps = True
-            self._release_cue()
+            self._release_cue("next")
         elif phase is Phase.RELEASE or (phase is Phase.REST and self.rest_over):
             self.no_more_reps = True
         elif phase is Phase.REST:
@@ -316,6 +287,12 @@ class HoldMachine(StepMachine):
 
     def abort(self) -> None:
         self._record(self.ctx.now, self.ctx.active)
+
+    def cap_reached(self) -> None:
+        """The session cap ends the session now: a tip still pressing is told to release."""
+        if self.phase in (Phase.RAMP, Phase.HOLD):
+            self._commit_in_band()
+            self.ctx.cue(CueKind.RELEASE, self.index, "session_cap")
 
     def countdown(self, active: float) -> float | None:
         if self.phase is Phase.REST:

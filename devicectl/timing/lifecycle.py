@@ -19,9 +19,14 @@ from devicectl.timing.types import (
     SessionEnded,
     SessionState,
     Severity,
+    StateChange,
 )
 
 TERMINAL = (SessionState.COMPLETED, SessionState.STOPPED)
+
+# How many rule moments one call may cross before the clock simply jumps to its time: far more than
+# any real gap holds (a hold ends, a rest starts and ends...), and a bound on a bug's loop.
+_MAX_STOPS = 1000
 
 
 class SessionBase:
@@ -55,7 +60,27 @@ class SessionBase:
         return out
 
     def _advance_clock(self, now: float) -> None:
+        """Move to ``now``, stopping at each moment in between where time alone fires a rule (a
+        hold reaching hold_s, a cap, the end of a countdown) so it fires at exactly that time."""
+        for _ in range(_MAX_STOPS):
+            due = self._next_due(now)
+            if due is None:
+                break
+            self._ctx.advance(due, running=True)
+            self._rules()
         self._ctx.advance(now, self._state is SessionState.RUNNING)
+
+    def _next_due(self, now: float) -> float | None:
+        """The caller's time of the next rule moment strictly between the clock and ``now``."""
+        if self._state is not SessionState.RUNNING or self._machine is None:
+            return None
+        ctx = self._ctx
+        times = (self._machine.deadline(), self._plan.limits.max_session_s)
+        due = min((d for d in times if d is not None and d > ctx.active + EPS), default=None)
+        if due is None:
+            return None
+        t = ctx.now + (due - ctx.active)
+        return t if t < now - EPS else None
 
     def _active_at(self, now: float) -> float:
         return self._ctx.active_at(now, self._state is SessionState.RUNNING)
@@ -104,13 +129,14 @@ class SessionBase:
             ctx.stop_actuator(actuator)
         m = self._machine
         if cap and m is not None:
+            m.cap_reached()
             m.abort()
             limit = self._plan.limits.max_session_s or 0.0
             message = f"session reached its cap of {limit:g} s: session complete"
             ctx.alert(AlertKind.SESSION_CAP, Severity.WARNING, message, m.index)
             if not m.done:
                 m.finish()
-        ctx.cue(CueKind.SESSION_DONE, self._index)
+        ctx.cue(CueKind.SESSION_DONE, self._index, "session_cap" if cap else "complete")
         self._end(SessionState.COMPLETED)
 
     def _end(self, state: SessionState) -> None:
@@ -121,24 +147,26 @@ class SessionBase:
     def _refuse(self, message: str) -> None:
         self._ctx.alert(AlertKind.REFUSED, Severity.INFO, message, self._index)
 
-    def _pause(self) -> None:
-        self._state = SessionState.PAUSED
+    def _set_state(self, state: SessionState, reason: str) -> None:
+        previous, self._state = self._state, state
+        self._ctx.emit(StateChange(self._ctx.now, state, previous, reason))
+
+    def _pause(self, reason: str) -> None:
+        self._set_state(SessionState.PAUSED, reason)
         self._ctx.track.void = True
         if self._machine is not None:
             self._machine.pause()
 
     def _resume(self) -> None:
-        self._state = SessionState.RUNNING
+        self._set_state(SessionState.RUNNING, "resume")
         self._ctx.track.baseline_t = self._ctx.now
         if self._machine is not None:
             self._machine.resume()
 
     def _emergency_stop(self, now: float) -> list[Output]:
         """Every actuator present is told to stop, whatever we think its state is, first."""
-        if self._state in (SessionState.RUNNING, SessionState.PAUSED):
-            self._advance_clock(now)
-        else:
-            self._ctx.now = max(now, self._ctx.now)
+        # The clock jumps to now without firing rules on the way: the stops go out first, alone.
+        self._ctx.advance(now, self._state is SessionState.RUNNING)
         for actuator in sorted(self._ctx.actuators):
             self._ctx.stop_actuator(actuator)
         if self._state not in TERMINAL:

@@ -15,7 +15,12 @@ TBAR = "tbar"
 
 
 def check_stale(ctx: Ctx, m: StepMachine | None) -> None:
-    """During a hold step, no sample for longer than stale_s freezes the hold timer (once)."""
+    """During a hold step, no sample for longer than stale_s freezes the hold timer (once).
+
+    Only in hold steps: the rule exists to freeze the hold timer, and the core cannot tell whether
+    a T-bar is there at all in other steps (a gun or chair routine may run without one); a sensor
+    stream that ends is the runner's business (docs/timing.md, "Stale data freezes the timer").
+    """
     track = ctx.track
     if not isinstance(m, HoldMachine) or track.stale or track.link_lost:
         return
@@ -24,15 +29,20 @@ def check_stale(ctx: Ctx, m: StepMachine | None) -> None:
     if ctx.now - max(last, track.baseline_t) <= stale_s + EPS:
         return
     track.stale = True
-    message = f"no force sample for over {stale_s:g} s: hold timer frozen"
+    message = f"no data from {TBAR} for {_secs(stale_s)} s: the hold timer is frozen"
     ctx.alert(AlertKind.STALE_DATA, Severity.WARNING, message, m.index, TBAR)
+
+
+def _secs(seconds: float) -> str:
+    """1.0, 0.5, 0.25: one decimal at least, more only when the value needs it."""
+    return f"{seconds:.1f}" if round(seconds, 1) == seconds else f"{seconds:g}"
 
 
 def data_resumed(ctx: Ctx, index: int) -> None:
     """A sample arrived: clear a stale freeze."""
     if ctx.track.stale:
         ctx.track.stale = False
-        message = "force samples are back: hold timer running"
+        message = f"data from {TBAR} is back: the hold timer is running"
         ctx.alert(AlertKind.DATA_RESUMED, Severity.INFO, message, index, TBAR)
 
 

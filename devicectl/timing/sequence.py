@@ -13,7 +13,7 @@ from devicectl.timing.types import AlertKind, CueKind, Phase, Severity
 def build_machine(ctx: Ctx, index: int, previous: Phase | None) -> StepMachine:
     step = ctx.plan.steps[index]
     if isinstance(step, HoldStep):
-        used = ctx.ledger.site_reps.get(step.site, 0)
+        used = ctx.ledger.reps_on(step.site)
         reps = reps_allowed(step, used, ctx.plan.limits.max_reps_per_site)
         return HoldMachine(ctx, index, previous, step, reps)
     if isinstance(step, PauseStep):
@@ -27,14 +27,14 @@ def skip_reason(ctx: Ctx, m: StepMachine) -> tuple[AlertKind, str] | None:
     ledger, limits = ctx.ledger, ctx.plan.limits
     if isinstance(m, HoldMachine):
         site = m.step.site
-        if site in ledger.capped_sites:
+        if ledger.is_capped(site):
             return AlertKind.SITE_CAP, f"{site}: in-band cap reached earlier: step skipped"
         if m.reps == 0:
             reps = limits.max_reps_per_site
             return AlertKind.SITE_CAP, f"{site}: {reps} repetitions already: step skipped"
     if isinstance(m, ActuatorMachine) and isinstance(m.step, GunStep):
         area = m.step.area
-        if ledger.area_gun_s.get(area, 0.0) >= limits.max_gun_area_s - EPS:
+        if ledger.gun_on(area) >= limits.max_gun_area_s - EPS:
             cap = limits.max_gun_area_s
             return AlertKind.GUN_AREA_CAP, f"{area}: {cap:g} s of gun time already: skipped"
     return None

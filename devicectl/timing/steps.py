@@ -63,7 +63,19 @@ class StepMachine:
         """The session ends now (STOP or session cap): close the books, no phase changes."""
         return None
 
+    def cap_reached(self) -> None:
+        """The session cap is about to end the session (before ``abort``)."""
+        return None
+
     def countdown(self, active: float) -> float | None:
+        return None
+
+    def deadline(self) -> float | None:
+        """The next active time at which time alone changes something in this step, if known.
+
+        The core stops its clock there (rather than at the next call) so the rule fires at that
+        exact moment: a countdown ends, a cap is reached, a hold completes.
+        """
         return None
 
 
@@ -98,6 +110,9 @@ class PauseMachine(StepMachine):
         if self.phase is Phase.RUNNING:
             return max(0.0, self.end_active - active)
         return None
+
+    def deadline(self) -> float | None:
+        return self.end_active if self.phase is Phase.RUNNING else None
 
 
 class ActuatorMachine(StepMachine):
@@ -184,7 +199,7 @@ class ActuatorMachine(StepMachine):
 
     def _area_left(self) -> float:
         assert isinstance(self.step, GunStep)
-        used = self.ctx.ledger.area_gun_s.get(self.step.area, 0.0)
+        used = self.ctx.ledger.gun_on(self.step.area)
         return self.ctx.plan.limits.max_gun_area_s - used
 
     def _stopping(self) -> None:
@@ -229,6 +244,16 @@ class ActuatorMachine(StepMachine):
         if self.phase is Phase.RUNNING:
             return max(0.0, self.step.duration_s - self.run_total(active))
         return None
+
+    def deadline(self) -> float | None:
+        if self.phase is Phase.STOPPING and self.present:
+            return self.stop_sent + STOP_CONFIRM_S
+        if self.phase is not Phase.RUNNING or self.run_since is None:
+            return None
+        left = self.step.duration_s
+        if isinstance(self.step, GunStep):
+            left = min(left, self._area_left())
+        return self.run_since + left - self.run_s
 
 
 def started_actuator(m: StepMachine | None) -> Actuator | None:

@@ -106,6 +106,9 @@ class Cue:
     t: float
     kind: CueKind
     step_index: int
+    # Why, for RELEASE: "complete", "over_held", "site_cap", "next", "session_cap".
+    # SESSION_DONE: "complete" or "session_cap". Other cues: "".
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -143,7 +146,21 @@ class SessionEnded:
     state: SessionState  # COMPLETED or STOPPED
 
 
-Output = PhaseChange | Cue | Alert | ActuatorCommand | HoldDone | SessionEnded
+@dataclass(frozen=True)
+class StateChange:
+    """RUNNING -> PAUSED or PAUSED -> RUNNING (the end of a session is a SessionEnded instead).
+
+    ``reason``: "pause" or "resume" for the commands; when the core pauses by itself, why:
+    "ceiling", "actuator_stopped", "actuator_link_lost".
+    """
+
+    t: float
+    state: SessionState
+    previous: SessionState
+    reason: str
+
+
+Output = PhaseChange | Cue | Alert | ActuatorCommand | HoldDone | SessionEnded | StateChange
 
 
 @dataclass(frozen=True)

@@ -117,6 +117,26 @@ def test_session_dose_per_step_site_and_session() -> None:
     assert total.gun_s == 45.0
 
 
+def test_sites_that_differ_only_in_case_and_spacing_roll_up_as_one() -> None:
+    plan = make_plan(
+        hold_step(site="Upper trapezius L"),
+        GunStep(area="upper  trapezius l", level=2, duration_s=60.0),
+        hold_step(site=" UPPER TRAPEZIUS L "),
+        hold_step(site="neck"),
+    )
+    holds = [
+        hold("Upper trapezius L", 0, contact_s=30.0, integral_ns=900.0),
+        hold(" UPPER TRAPEZIUS L ", 2, contact_s=30.0, integral_ns=600.0),
+        hold("neck", 3, contact_s=10.0, integral_ns=100.0),
+    ]
+    dose = session_dose(plan, holds, {1: 45.0})
+    assert [s.label for s in dose.sites] == ["Upper trapezius L", "neck"]  # first spelling
+    trap = dose.sites[0]
+    assert (trap.holds_planned, trap.holds_done, trap.integral_ns) == (2, 2, 1500.0)
+    assert (trap.planned_in_band_s, trap.gun_s, trap.planned_gun_s) == (60.0, 45.0, 60.0)
+    assert dose.sites[1].integral_ns == 100.0
+
+
 def test_a_known_trace_integrated_by_hand() -> None:
     """2 N at 1.0 s, up to 32 N at 2.0 s, held to 32.0 s, down to 2 N at 33.0 s, then off.
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from devicectl.errors import PlanError
 from devicectl.limits import HARD_LIMITS
 from devicectl.plan import ChairStep, GunStep, HoldStep, PauseStep, Plan
-from devicectl.planfile import load_plan, parse_plan
+from devicectl.planfile import RAMP_ROOM_S, load_plan, parse_plan
 from devicectl.units import KGF_N, LBF_N, ForceUnit
 
 SRC = "plans/test.toml"
@@ -420,12 +420,12 @@ def test_default_contact_also_applies() -> None:
 @pytest.mark.parametrize(
     ("step", "field", "says"),
     [
-        (hold(hold_s=0), "hold_s", "hold_s = 0 s is too small; allowed: more than 0 to 90 s"),
+        (hold(hold_s=0), "hold_s", "hold_s = 0 s is too small; allowed: more than 0 to 85 s"),
         (hold(rest_s=-1), "rest_s", "rest_s = -1 s is too small; allowed: more than 0 to 600 s"),
         (hold(grace_s=-0.5), "grace_s", "allowed: 0 to 10 s"),
         (hold(repeat=0), "repeat", "allowed: 1 to 3"),
         (hold(target=[-5, 10]), "target", "target low end = -5 N is too small"),
-        (hold(max_hold_s=0), "max_hold_s", "allowed: more than 0 to 180 s"),
+        (hold(max_hold_s=0), "max_hold_s", "allowed: more than 5 to 180 s"),
         ({"type": "pause", "duration_s": 0}, "duration_s", "allowed: more than 0 to 3600 s"),
         ({**GUN, "duration_s": -10}, "duration_s", "allowed: more than 0 to 120 s"),
         ({**CHAIR, "duration_s": 0}, "duration_s", "allowed: more than 0 to 3600 s"),
@@ -441,7 +441,7 @@ def test_zero_and_negative_values(step: dict[str, Any], field: str, says: str) -
     ("step", "field", "says"),
     [
         (hold(max_hold_s=200), "max_hold_s", "max_hold_s = 200 s exceeds the hard limit of 180 s"),
-        (hold(hold_s=181, max_hold_s=180), "hold_s", "exceeds the hard limit of 180 s"),
+        (hold(hold_s=181, max_hold_s=180), "hold_s", "exceeds max_hold_s - 5 s"),
         (hold(rest_s=601), "rest_s", "exceeds the hard limit of 600 s"),
         (hold(grace_s=11), "grace_s", "exceeds the hard limit of 10 s"),
         (hold(target=[30, 501]), "target", "exceeds the hard limit of 500 N"),
@@ -506,9 +506,31 @@ def test_hold_longer_than_its_cap() -> None:
     assert_error(
         plan_doc(hold(hold_s=60, max_hold_s=45)), step=1, field="hold_s",
         says=(
-            "hold_s = 60 s exceeds max_hold_s of 45 s; allowed: more than 0 to 45 s",
+            "hold_s = 60 s exceeds max_hold_s - 5 s",
+            "of 40 s; allowed: more than 0 to 40 s",
             "a plan may raise max_hold_s up to 180 s",
         ),
+    )  # fmt: skip
+
+
+def test_hold_equal_to_its_cap_leaves_no_room_to_ramp() -> None:
+    # The cap counts from first contact: a 90 s hold under a 90 s cap could only be over-held.
+    assert_error(
+        plan_doc(hold(hold_s=90, max_hold_s=90)), step=1, field="hold_s",
+        says=(
+            "hold_s = 90 s exceeds max_hold_s - 5 s (time to ramp into the band: the hold cap "
+            "counts from first contact) of 85 s; allowed: more than 0 to 85 s",
+            "a plan may raise max_hold_s up to 180 s",
+        ),
+    )  # fmt: skip
+    assert_error(plan_doc(hold(hold_s=86)), step=1, field="hold_s", says="of 85 s")
+    assert parse(plan_doc(hold(hold_s=85))).hold_steps[0].hold_s == 85
+
+
+def test_a_cap_too_short_for_any_hold_is_refused() -> None:
+    assert_error(
+        plan_doc(hold(max_hold_s=5, hold_s=1)), step=1, field="max_hold_s",
+        says="max_hold_s = 5 s is too small; allowed: more than 5 to 180 s",
     )  # fmt: skip
 
 
@@ -596,10 +618,11 @@ _names = st.text(st.characters(codec="utf-8"), min_size=1).filter(
 def valid_holds(draw: st.DrawFn, site: str) -> dict[str, Any]:
     low = draw(st.floats(2.5, 200))
     high = draw(st.floats(low + 0.5, 300))
-    max_hold = draw(st.floats(1, 180))
+    max_hold = draw(st.floats(5.5, 180))
+    hold_s = draw(st.floats(0.5, max_hold - RAMP_ROOM_S).filter(lambda h: 3 * h <= 600))
     return hold(
         site=site, target=[low, high], ceiling=draw(st.floats(high, 500)),
-        max_hold_s=max_hold, hold_s=draw(st.floats(0.5, max_hold).filter(lambda h: 3 * h <= 600)),
+        max_hold_s=max_hold, hold_s=hold_s,
         rest_s=draw(st.floats(0.5, 300)), repeat=draw(st.integers(1, 3)),
         grace_s=draw(st.floats(0, 10)), ramp_rate=draw(st.floats(0.05, 50)),
         tip_area_cm2=draw(st.floats(0.1, 20)), note=draw(st.text(max_size=20)),

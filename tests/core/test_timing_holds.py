@@ -10,6 +10,7 @@ from devicectl.plan import Limits
 from devicectl.timing.types import (
     AlertKind,
     Command,
+    Cue,
     CueKind,
     DeviceEventKind,
     Phase,
@@ -43,11 +44,12 @@ def test_full_cycle_has_exact_phase_times() -> None:
     assert run.core.state is SessionState.COMPLETED
     assert run.core.finished
     first, second = (h.dose for h in run.holds())
-    assert (first.rep, first.started_s, first.ended_s) == (1, A(1.06), A(32.94))
+    # The hold starts where the force crossed 2 N (1.05, interpolated), before the 1.06 sample.
+    assert (first.rep, first.started_s, first.ended_s) == (1, A(1.05), A(32.94))
     assert first.in_band_s == A(30.0)
     assert first.completed
     assert not first.over_held
-    assert first.ramp_rate_n_s == A((20.0 - 2.0) / (1.5 - 1.06))
+    assert first.ramp_rate_n_s == A(40.0)  # the trace's true slope: 20 N in 0.5 s
     assert (second.rep, second.completed) == (2, True)
     assert run.alerts() == []
 
@@ -88,7 +90,7 @@ def test_dip_longer_than_grace_breaks_the_hold_and_keeps_seconds() -> None:
     ]
     # 8.52 s before the dip were kept; 21.48 more from 14.02.
     assert run.phase_at(Phase.RELEASE) == A(35.5)
-    assert run.holds()[0].dose.ramp_rate_n_s == A(18.0 / 0.44)  # measured once, first entry
+    assert run.holds()[0].dose.ramp_rate_n_s == A(40.0)  # measured once, at first entry
 
 
 def test_force_above_the_band_does_not_count() -> None:
@@ -142,18 +144,20 @@ def test_over_held_cap_while_not_releasing_alarms_without_second_cue() -> None:
     run = Run.started(make_plan(hold_step(hold_s=10.0, max_hold_s=20.0)))
     run.feed(presses((1.0, 40.0)), until=45.0)
     assert run.phase_at(Phase.RELEASE) == A(11.5)
-    assert [a.t for a in run.alerts(AlertKind.OVER_HELD)] == [A(21.06)]
+    assert [a.t for a in run.alerts(AlertKind.OVER_HELD)] == [A(21.05)]  # 2 N crossed at 1.05
     assert len(run.cues(CueKind.RELEASE)) == 1
     dose = run.holds()[0].dose
     assert dose.completed
     assert dose.over_held
 
 
-def test_over_held_cap_fires_on_ticks_without_samples_too() -> None:
+def test_over_held_cap_fires_at_its_exact_time_between_ticks() -> None:
     run = Run.started(make_plan(hold_step(max_hold_s=20.0), limits=Limits(stale_s=100.0)))
     run.feed(presses((1.0, 100.0)), until=2.0)
     run.ticks(until=25.0, step=0.5)
-    assert run.alerts(AlertKind.OVER_HELD)[0].t == A(21.5)  # the first tick past 21.06
+    # Found by the 21.5 tick, stamped at the moment it was reached: 20 s after the 1.05 crossing.
+    assert run.alerts(AlertKind.OVER_HELD)[0].t == A(21.05)
+    assert run.cues(CueKind.RELEASE)[0] == Cue(A(21.05), CueKind.RELEASE, 0, "over_held")
 
 
 def test_next_during_rest_is_refused_and_rest_is_not_shortened() -> None:

@@ -11,6 +11,7 @@ import heapq
 import itertools
 from dataclasses import dataclass, field
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -29,6 +30,7 @@ from devicectl.timing.types import (
     PhaseChange,
     SessionEnded,
     SessionState,
+    StateChange,
 )
 from tests.core.timing_support import linear, make_plan
 
@@ -154,7 +156,7 @@ class World:
         else:
             name, outputs = "tick", self.core.tick(t)
         self.calls.append((t, name, outputs))
-        self.out += [(t, o) for o in outputs]
+        self.out += [(o.t, o) for o in outputs]  # o.t: a rule fires at its moment, maybe < t
         self._track_pause(t, before, self.core.state)
         for o in outputs:
             if isinstance(o, ActuatorCommand):  # the device confirms shortly after
@@ -167,6 +169,18 @@ class World:
             self.pauses.append([t, float("inf")])
         elif before is SessionState.PAUSED and after is not SessionState.PAUSED:
             self.pauses[-1][1] = t
+
+    def announced_pauses(self) -> list[tuple[float, float]]:
+        """The pauses as the core's StateChange outputs tell them: [start, end) in caller time."""
+        spans: list[tuple[float, float]] = []
+        start: float | None = None
+        for t, o in self.out:
+            if isinstance(o, StateChange) and o.state is SessionState.PAUSED:
+                start = t
+            elif start is not None and isinstance(o, StateChange | SessionEnded):
+                spans.append((start, t))
+                start = None
+        return spans + ([(start, float("inf"))] if start is not None else [])
 
     def active_between(self, a: float, b: float) -> float:
         paused = sum(max(0.0, min(b, e) - max(a, s)) for s, e in self.pauses)
@@ -232,10 +246,15 @@ def check_rest_never_shortened(plan: Plan, world: World) -> None:
 
 
 def check_in_band_bounded(world: World, end: float) -> None:
+    """Dose time never exceeds the hold's time, with paused time left out (paused time counts
+    for nothing), both as the dose reports its pauses and as the world saw them."""
     holds = [o.dose for _, o in world.out if isinstance(o, HoldDone)]
     for dose in holds:
-        assert dose.in_band_s <= dose.wall_s + EPS
-        assert dose.contact_s <= dose.wall_s + EPS
+        active = dose.wall_s - dose.paused_s
+        assert active == pytest.approx(world.active_between(dose.started_s, dose.ended_s))
+        assert dose.in_band_s <= active + EPS, f"{dose} counted paused time in band"
+        assert dose.contact_s <= active + EPS, f"{dose} counted paused time in contact"
+        assert dose.in_band_s <= dose.planned_in_band_s + EPS  # never past hold_s
     assert sum(d.in_band_s for d in holds) <= end + EPS
     total = world.core.dose(end).total
     assert total.in_band_s <= end + EPS
@@ -276,6 +295,21 @@ def check_actuators_left_stopped(world: World) -> None:
     assert all(c.is_stop for c in last.values()), last
 
 
+def check_state_changes(world: World) -> None:
+    """Every RUNNING <-> PAUSED move is announced, in the call that made it, and nothing else."""
+    state = SessionState.RUNNING
+    for _, _, outputs in world.calls:
+        for o in outputs:
+            if isinstance(o, StateChange):
+                assert o.previous is state
+                assert {o.state, o.previous} == {SessionState.RUNNING, SessionState.PAUSED}
+                assert o.reason
+                state = o.state
+            elif isinstance(o, SessionEnded):
+                state = o.state
+    assert [(s, e) for s, e in world.pauses] == world.announced_pauses()
+
+
 def check_phase_chain(world: World) -> None:
     changes = [o for _, o in world.out if isinstance(o, PhaseChange)]
     assert changes[0].previous is None
@@ -311,4 +345,5 @@ def test_timing_invariants(
     check_no_hold_past_its_cap_unflagged(plan, world)
     check_stop(world)
     check_actuators_left_stopped(world)
+    check_state_changes(world)
     check_phase_chain(world)
