@@ -29,7 +29,9 @@ def _rate(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not 0 < value <= MAX_RATE_HZ:
-        raise argparse.ArgumentTypeError(f"{text} Hz is out of range; use 1 to {MAX_RATE_HZ:.0f}")
+        raise argparse.ArgumentTypeError(
+            f"{text} Hz is out of range; use a rate above 0 and at most {MAX_RATE_HZ:.0f} Hz"
+        )
     return value
 
 

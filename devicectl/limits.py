@@ -66,6 +66,8 @@ class HardLimits:
     stale_max_s: float = 5.0
 
 
+# DESIGN.md "Caps": gun routines get a 15 min session cap unless the plan sets its own (§5.4).
+GUN_SESSION_DEFAULT_S = 900.0
 HARD_LIMITS = HardLimits()
 """The hard limits in force. Frozen: tests may build their own, nothing may change this one."""
 
@@ -127,9 +129,10 @@ def check_totals(steps: tuple[Step, ...], limits: Limits, source: str) -> None:
         if limits.max_session_s is not None and session > limits.max_session_s:
             raise where.fail(
                 "limits.max_session_s",
-                f"the planned session reaches {session:g} s at this step, over "
-                f"limits.max_session_s = {limits.max_session_s:g} s "
-                f"(a plan may set up to {HARD_LIMITS.max_session_s:g} s)",
+                f"the planned session reaches {session:g} s at this step, over the session "
+                f"cap of {limits.max_session_s:g} s (gun routines default to "
+                f"{GUN_SESSION_DEFAULT_S:g} s; a plan may set [limits] max_session_s up to "
+                f"{HARD_LIMITS.max_session_s:g} s)",
             )
 
 

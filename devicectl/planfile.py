@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from devicectl.errors import PlanError
-from devicectl.limits import HARD_LIMITS, HardLimits, check_totals
+from devicectl.limits import GUN_SESSION_DEFAULT_S, HARD_LIMITS, HardLimits, check_totals
 from devicectl.plan import ChairStep, GunStep, HoldStep, Limits, PauseStep, Plan, Step
 from devicectl.units import ForceUnit, parse_unit, to_newtons
 
@@ -36,8 +36,6 @@ HARD = HARD_LIMITS  # re-exported above (defined in devicectl.limits); short nam
 # A hold with no ceiling alarms at 1.5x the band's top: far enough above the band that normal
 # overshoot while settling does not ring, close enough to catch a slip (never above the hard limit).
 CEILING_FACTOR = 1.5
-# DESIGN.md "Caps": gun routines get a 15 min session cap unless the plan sets its own (§5.4).
-GUN_SESSION_DEFAULT_S = 900.0
 # hold_s must be at most max_hold_s - this: the hold cap counts from first contact, so a hold needs
 # a few seconds to ramp into the band, or it is over-held before it can complete.
 RAMP_ROOM_S = 5.0

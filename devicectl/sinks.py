@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -49,7 +50,9 @@ class ConsoleSink:
         if not self.live or status.elapsed_s - self._last_status < STATUS_INTERVAL_S:
             return
         self._last_status = status.elapsed_s
-        self.out.write("\r" + status_line(status, self.plan.units) + "\x1b[K")
+        # Cut to the terminal's width: a wrapped line cannot be redrawn in place with \r.
+        width = shutil.get_terminal_size().columns - 1
+        self.out.write("\r" + status_line(status, self.plan.units)[:width] + "\x1b[K")
         self.out.flush()
         self._status_shown = True
 

@@ -261,3 +261,24 @@ async def test_a_gauge_without_unit_output_needs_the_unit_in_the_address(tmp_pat
     summary = done.json_lines()[-1]
     # Pressed mid-band (30 N): read as lbf and converted, not 6.7 "N".
     assert 25 < summary["dose"]["total"]["peak_n"] < 40
+
+
+async def test_a_developer_serves_the_simulator_by_hand_and_connects_over_tcp(
+    tmp_path: Path,
+) -> None:
+    plan_file = tmp_path / "fast.toml"
+    plan_file.write_text(FAST_PLAN)
+    sim = await spawn("sim", "mark10", "--tcp", "0", "--plan", str(plan_file))
+    try:
+        assert sim.stdout is not None
+        first = await asyncio.wait_for(sim.stdout.readline(), 20)
+        address = first.decode().split(" on ")[-1].strip()
+        assert address.startswith("socket://127.0.0.1:")
+        done = await devicectl("run", str(plan_file), "--tbar", f"mark10@{address}", "--db",
+                               str(tmp_path / "t.db"), "--json")  # fmt: skip
+    finally:
+        sim.send_signal(signal.SIGINT)
+        await asyncio.wait_for(sim.wait(), 10)
+    assert sim.returncode == 0
+    assert done.code == 0, done.stderr
+    assert done.json_lines()[-1]["status"] == "completed"

@@ -593,7 +593,7 @@ def test_gun_routine_over_fifteen_minutes() -> None:
     steps = [{**GUN, "area": f"area {i}", "duration_s": 120} for i in range(8)]
     assert_error(
         plan_doc(*steps), step=8, field="limits.max_session_s",
-        says=("reaches 960 s", "limits.max_session_s = 900 s", "up to 7200 s"),
+        says=("reaches 960 s", "cap of 900 s", "gun routines default to 900 s", "up to 7200"),
     )  # fmt: skip
 
 
