@@ -124,9 +124,9 @@ def hold_summary(d: HoldDose, plan: Plan) -> str:
 _HEAD = ("", "in band s", "planned s", "holds", "N*s", "peak", "mean", "over ceil s")
 
 
-def _totals_row(t: DoseTotals, unit: ForceUnit) -> tuple[str, ...]:
-    return (
-        t.label,
+def _totals_row(t: DoseTotals, unit: ForceUnit, label: str, gun: bool) -> tuple[str, ...]:
+    row = (
+        label,
         f"{t.in_band_s:.1f}",
         f"{t.planned_in_band_s:.0f}",
         f"{t.holds_done}/{t.holds_planned}",
@@ -135,6 +135,7 @@ def _totals_row(t: DoseTotals, unit: ForceUnit) -> tuple[str, ...]:
         _f(t.mean_n, unit),
         f"{t.over_ceiling_s:.1f}",
     )
+    return (*row, f"{t.gun_s:.0f}/{t.planned_gun_s:.0f}") if gun else row
 
 
 def _hold_row(d: HoldDose, plan: Plan) -> tuple[str, ...]:
@@ -164,20 +165,35 @@ def _table(rows: list[tuple[str, ...]]) -> list[str]:
     return ["  ".join(cell(i, c) for i, c in enumerate(r)) for r in rows]
 
 
+# Step labels can be whole instructions; the table keeps to a readable width.
+_LABEL_WIDTH = 32
+
+
+def _step_label(plan: Plan, index: int, label: str) -> str:
+    kind = plan.steps[index].kind if index < len(plan.steps) else "step"
+    text = f"{index + 1}. {kind}: {label}"
+    return text if len(text) <= _LABEL_WIDTH else text[: _LABEL_WIDTH - 3] + "..."
+
+
 def dose_table(dose: SessionDose, plan: Plan) -> str:
-    """The dose delivered against planned: every hold, then per site and the session."""
+    """The dose delivered against planned: every hold, then per step, per site and the session."""
     unit = plan.units
-    head = (*_HEAD[:5], f"peak {unit.value}", f"mean {unit.value}", _HEAD[7])
+    head = (*_HEAD[1:5], f"peak {unit.value}", f"mean {unit.value}", _HEAD[7])
+    gun = dose.total.planned_gun_s > 0
+    totals_head = (*head, "gun s") if gun else head
     lines = ["Dose delivered against planned"]
     if dose.holds:
         rows = [_hold_row(d, plan) for d in dose.holds]
         with_kpa = any(r[-1] for r in rows)
-        hold_head = ("hold", *head[1:], "peak kPa") if with_kpa else ("hold", *head[1:])
-        lines += _table([hold_head, *(r if with_kpa else r[:-1] for r in rows)])
-        lines.append("")
-    lines += _table([("site", *head[1:]), *(_totals_row(t, unit) for t in dose.sites)])
-    lines.append("")
-    lines += _table([("session", *head[1:]), _totals_row(dose.total, unit)])
-    if dose.total.planned_gun_s:
-        lines.append(f"gun: {dose.total.gun_s:.0f}/{dose.total.planned_gun_s:.0f} s")
+        hold_head = ("hold", *head, "peak kPa") if with_kpa else ("hold", *head)
+        lines += [*_table([hold_head, *(r if with_kpa else r[:-1] for r in rows)]), ""]
+    steps = [
+        _totals_row(t, unit, _step_label(plan, i, t.label), gun) for i, t in enumerate(dose.steps)
+    ]
+    lines += [*_table([("step", *totals_head), *steps]), ""]
+    sites = [_totals_row(t, unit, t.label, gun) for t in dose.sites]
+    if sites:
+        lines += [*_table([("site", *totals_head), *sites]), ""]
+    total = _totals_row(dose.total, unit, dose.total.label, gun)
+    lines += _table([("session", *totals_head), total])
     return "\n".join(lines)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from devicectl.console import dose_table, event_line, status_line
 from devicectl.dose import HoldDose, session_dose
-from devicectl.plan import HoldStep, Plan
+from devicectl.plan import GunStep, HoldStep, PauseStep, Plan
 from devicectl.timing.types import Cue, CueKind, Phase, SessionState, StateChange, Status
 from devicectl.units import KGF_N, ForceUnit
 
 
-def _hold(*, completed: bool = True, over_held: bool = False) -> HoldDose:
+def _hold(*, completed: bool = True, over_held: bool = False, step_index: int = 0) -> HoldDose:
     return HoldDose(
-        step_index=0, site="calf L", rep=1, started_s=1.0, ended_s=40.0,
+        step_index=step_index, site="calf L", rep=1, started_s=1.0, ended_s=40.0,
         planned_in_band_s=30.0, in_band_s=30.0, contact_s=38.0, integral_ns=1140.0,
         peak_n=4 * KGF_N, mean_n=30.0, over_ceiling_s=0.0, ramp_rate_n_s=10.0,
         completed=completed, over_held=over_held,
@@ -87,3 +87,20 @@ def test_pause_and_resume_have_lines() -> None:
         StateChange(3.0, SessionState.PAUSED, SessionState.RUNNING, "pause"), 3.0, plan
     )
     assert line == "[    3.0s] session PAUSED (pause)"
+
+
+def test_dose_table_has_a_row_per_step_and_gun_time_against_planned() -> None:
+    plan = Plan(
+        "mixed",
+        ForceUnit.N,
+        (
+            GunStep("quads", 3, 60.0),
+            PauseStep(None, "Put the gun down and pick up the T-bar; confirm to continue"),
+            HoldStep("calf L", 20.0, 40.0, 60.0, hold_s=30.0),
+        ),
+    )
+    table = dose_table(session_dose(plan, [_hold(step_index=2)], {0: 45.0}), plan)
+    rows = {line.split("  ")[0].strip(): line for line in table.splitlines()}
+    assert "2. pause: Put the gun down an..." in rows  # long labels are cut
+    assert rows["1. gun: quads"].endswith("45/60")  # gun seconds delivered against planned
+    assert rows["3. hold: calf L"].split()[4:7] == ["30.0", "30", "1/1"]
