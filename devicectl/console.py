@@ -152,6 +152,7 @@ def _hold_row(d: HoldDose, plan: Plan) -> tuple[str, ...]:
         _f(d.peak_n, unit),
         _f(d.mean_n, unit),
         f"{d.over_ceiling_s:.1f}",
+        _f(d.ramp_rate_n_s, unit),
         peak_pressure(d, plan),
     )
 
@@ -185,7 +186,8 @@ def dose_table(dose: SessionDose, plan: Plan) -> str:
     if dose.holds:
         rows = [_hold_row(d, plan) for d in dose.holds]
         with_kpa = any(r[-1] for r in rows)
-        hold_head = ("hold", *head, "peak kPa") if with_kpa else ("hold", *head)
+        ramp = f"ramp {unit.value}/s"
+        hold_head = ("hold", *head, ramp, "peak kPa") if with_kpa else ("hold", *head, ramp)
         lines += [*_table([hold_head, *(r if with_kpa else r[:-1] for r in rows)]), ""]
     steps = [
         _totals_row(t, unit, _step_label(plan, i, t.label), gun) for i, t in enumerate(dose.steps)

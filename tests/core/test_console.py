@@ -31,6 +31,8 @@ def test_dose_table_shows_forces_in_the_plan_unit_and_delivered_against_planned(
     assert "39.2" not in table
     assert "1/1" in table  # holds done / planned
     assert "kPa" not in table  # no tip area, no pressure
+    assert "ramp kgf/s" in table
+    assert "1.0" in table.splitlines()[2]  # the 10 N/s ramp, as 1.0 kgf/s
 
 
 def test_dose_table_adds_pressure_when_the_plan_gives_a_tip_area() -> None:
