@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
 from devicectl.timing.types import ActuatorCommand
 from drivers.errors import DeviceError, DeviceTimeout
+
+log = logging.getLogger(__name__)
 
 # A device that has not confirmed a command in this time is treated as failed; 2 s is longer than
 # any serial or BLE round trip plus the device's own confirmation, short enough to act on.
@@ -85,17 +88,26 @@ class ActuatorChannel:
             error = exc
         else:
             error = None
-        self.on_done(command, error)
+        try:
+            self.on_done(command, error)
+        except Exception:  # the writer must outlive a failing listener: later stops depend on it
+            log.exception("reporting the end of %s on %s failed", command.action, self.name)
 
     async def close(self) -> None:
-        """The last line of defence: cancel everything, then send a plain stop, time-limited."""
+        """The last line of defence. A stop in flight or queued is carried out (time-limited):
+        cutting a stop frame short and sending another could garble both. Anything else is
+        cancelled. Then a plain ``port.stop()``, time-limited, whatever happened before."""
+        current, current_is_stop = self._current, self._current_is_stop
+        if current is not None and current_is_stop:
+            await asyncio.wait({current}, timeout=COMMAND_TIMEOUT_S)
+        queued_stop = next((c for c in self._queue if c.is_stop), None)
         self._queue.clear()
-        for task in (self._current, self._worker):
-            if task is not None:
-                task.cancel()
-        await asyncio.gather(
-            *(t for t in (self._current, self._worker) if t is not None), return_exceptions=True
-        )
+        tasks = [t for t in (current, self._worker) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if queued_stop is not None:
+            await self._send(queued_stop)
         with contextlib.suppress(DeviceError, TimeoutError):
             async with asyncio.timeout(COMMAND_TIMEOUT_S):
                 await self.port.stop()

@@ -139,13 +139,17 @@ def _signals(runner: SessionRunner) -> Iterator[None]:
     """Ctrl-C and SIGTERM become an emergency stop: actuators first, then a clean close."""
     loop = asyncio.get_running_loop()
     names = {signal.SIGINT: "interrupted (Ctrl-C)", signal.SIGTERM: "terminated (SIGTERM)"}
+    # asyncio.run's own Ctrl-C handling must come back afterwards (remove_signal_handler would
+    # put Python's default back, raising KeyboardInterrupt wherever the closing code happens to be).
+    before = {sig: signal.getsignal(sig) for sig in names}
     for sig, reason in names.items():
         loop.add_signal_handler(sig, runner.interrupt, reason)
     try:
         yield
     finally:
-        for sig in names:
+        for sig, handler in before.items():
             loop.remove_signal_handler(sig)
+            signal.signal(sig, handler)
 
 
 @asynccontextmanager
@@ -158,7 +162,7 @@ async def _keyboard(runner: SessionRunner) -> AsyncIterator[None]:
         runner.auto_confirm = True
         yield
         return
-    fd = os.dup(sys.stdin.fileno())  # our own descriptor: closing it leaves stdin alone
+    fd = _own_stdin()
     was_blocking = os.get_blocking(fd)
     pipe = os.fdopen(fd, "rb", buffering=0)
     try:
@@ -176,10 +180,20 @@ async def _keyboard(runner: SessionRunner) -> AsyncIterator[None]:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        # The pipe transport made the terminal non-blocking; the shell after us expects blocking.
+        # The pipe transport made its file non-blocking; whoever reads it after us expects blocking.
         with contextlib.suppress(OSError):
-            os.set_blocking(sys.stdin.fileno(), was_blocking)
+            os.set_blocking(pipe.fileno(), was_blocking)
         transport.close()
+
+
+def _own_stdin() -> int:
+    """A descriptor for the keys that shares no file state with stdout. A terminal is opened
+    afresh: stdin, stdout and stderr usually share one open terminal file, and the pipe reader
+    makes its file non-blocking, which would make status writes fail on a stalled terminal."""
+    fd = sys.stdin.fileno()
+    if os.isatty(fd):
+        return os.open(os.ttyname(fd), os.O_RDONLY | os.O_NOCTTY)
+    return os.dup(fd)  # a pipe: its read end is ours alone
 
 
 def _stdin_can_be_watched() -> bool:

@@ -97,6 +97,8 @@ class SessionRunner:
         self._ending = _Ending()
         self._channels: dict[Actuator, ActuatorChannel] = {}
         self._side_tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+        self._told_no_keyboard = False
         # Set when nobody can press a key (stdin closed): untimed pauses are confirmed at once.
         self.auto_confirm = False
 
@@ -117,12 +119,16 @@ class SessionRunner:
         self.command(Command.STOP, reason=reason)
 
     def tare_refusal(self) -> str | None:
-        """Why a tare would be wrong now, or None when it is safe (the tip is off the skin)."""
+        """Why a tare would be wrong now, or None when it is safe (the tip is off the skin).
+
+        Whatever the state (paused included): taring a loaded gauge would shift every later
+        reading, the band and the ceiling alarm by that load."""
         status = self.core.status(self.clock())
-        if status.state is SessionState.PAUSED:
-            return None
-        loaded = status.force_n is not None and status.force_n >= self.plan.limits.contact_n
-        if loaded or status.phase not in _TARE_PHASES:
+        if status.force_n is None or status.frozen:
+            return "tare refused: no fresh reading from the sensor"
+        loaded = status.force_n >= self.plan.limits.contact_n
+        in_a_hold = status.state is SessionState.RUNNING and status.phase not in _TARE_PHASES
+        if loaded or in_a_hold:
             return "tare refused: lift the tip off the skin first (taring now would zero the load)"
         return None
 
@@ -141,28 +147,35 @@ class SessionRunner:
 
     def keep(self, task: asyncio.Task[None]) -> None:
         """Hold a reference to a side task (a tare) until it ends; cancelled when the run ends."""
+        if self._closing:  # too late: the session is closing and must not be written to
+            task.cancel()
+            return
         self._side_tasks.add(task)
         task.add_done_callback(self._side_tasks.discard)
 
     # -- the run -----------------------------------------------------------------------------------
 
     async def run(self) -> SessionResult:
-        self._channels = {
-            a: ActuatorChannel(a.value, port, self._actuator_done)
-            for a, port in self.actuators.items()
-        }
-        self._t0 = self.clock()
-        self._handle(self.core.start(self._t0), self._t0)
-        pump = asyncio.create_task(self._pump(), name="session-samples")
-        ticker = asyncio.create_task(self._tick(), name="session-ticker")
+        tasks: list[asyncio.Task[None]] = []
         failed = True
         try:
+            self._channels = {
+                a: ActuatorChannel(a.value, port, self._actuator_done)
+                for a, port in self.actuators.items()
+            }
+            self._t0 = self.clock()
+            self._handle(self.core.start(self._t0), self._t0)
+            pump = asyncio.create_task(self._pump(), name="session-samples")
+            ticker = asyncio.create_task(self._tick(), name="session-ticker")
+            tasks = [pump, ticker]
             await self._wait(pump, ticker)
             failed = False
         finally:
-            for task in (pump, ticker, *self._side_tasks):
+            self._closing = True
+            tasks += self._side_tasks
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(pump, ticker, *self._side_tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             await close_all(list(self._channels.values()))
             if failed:  # a bug or a cancellation: still close the record, then let it propagate
                 self._ending = _Ending("interrupted", EXIT_DEVICE_FAILURE, error="unexpected error")
@@ -207,15 +220,26 @@ class SessionRunner:
             now = self.clock()
             self._handle(self.core.tick(now), now)
             status = self.core.status(now)
-            if self.auto_confirm and status.phase is Phase.WAITING:
-                self.sink.message("no keyboard: the untimed pause is confirmed at once")
-                self.command(Command.CONFIRM, reason="no keyboard")
+            self._confirm_without_keyboard(status)
             self.sink.status(status)
             if self.writer.flush_due(self._elapsed(now)):
                 self.writer.flush()
             # Deadlines, not sleep(tick): a fixed sleep drifts (see docs on paced producers).
             next_at = max(next_at + self.tick_s, now)
             await asyncio.sleep(next_at - now)
+
+    def _confirm_without_keyboard(self, status: Status) -> None:
+        """With no keyboard, an untimed pause is confirmed at once; a paused session cannot be
+        resumed, which is said once (never a confirm at every tick)."""
+        if not self.auto_confirm:
+            return
+        if status.state is SessionState.PAUSED:
+            if not self._told_no_keyboard:
+                self._told_no_keyboard = True
+                self.sink.message("no keyboard: the paused session cannot be resumed; stop it")
+        elif status.state is SessionState.RUNNING and status.phase is Phase.WAITING:
+            self.sink.message("no keyboard: the untimed pause is confirmed at once")
+            self.command(Command.CONFIRM, reason="no keyboard")
 
     # -- outputs of the core --------------------------------------------------------------------
 

@@ -229,6 +229,10 @@ class HoldMachine(HoldTimer):
         seconds = m.active_wall(self.ctx.active - self._since_crossing(self.step.low_n, force_n))
         rise = self.step.low_n - self.limits.contact_n
         m.ramp_rate_n_s = rise / seconds if seconds > EPS else None
+        if (self.ctx.now - m.started_t) - m.active_wall(self.ctx.active) > EPS:
+            # Paused during the ramp: the force rose while the clock stood still. No honest rate.
+            m.ramp_rate_n_s = None
+            return
         target = self.step.ramp_rate_n_s
         kind = ramp_feedback(m.ramp_rate_n_s, target)
         if kind is not None and target is not None:

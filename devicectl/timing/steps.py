@@ -131,6 +131,7 @@ class ActuatorMachine(StepMachine):
         self.run_s = 0.0  # RUNNING seconds before run_since
         self.run_since: float | None = None  # active time the current RUNNING stretch began
         self.stop_sent = 0.0  # active time of the step's stop command
+        self.stops_asked = 0  # stops sent and not yet confirmed: their confirmations are expected
         self.recorded = False
 
     def run_total(self, active: float) -> float:
@@ -163,11 +164,16 @@ class ActuatorMachine(StepMachine):
             self._running()
 
     def on_stopped(self, paused: bool) -> bool:
-        """The device says it stopped. True when that was not asked for (it stopped by itself)."""
+        """The device says it stopped. True when that was not asked for (it stopped by itself).
+
+        A pause's stop may be confirmed after the resume has begun starting again: that
+        confirmation answers our own stop, so it is expected, not the device stopping itself."""
+        asked = self.stops_asked > 0
+        self.stops_asked = max(0, self.stops_asked - 1)
         if self.phase is Phase.STOPPING:
             self._done()
             return False
-        return not paused and self.phase in (Phase.STARTING, Phase.RUNNING)
+        return not asked and not paused and self.phase in (Phase.STARTING, Phase.RUNNING)
 
     def tick(self) -> None:
         if self.phase is Phase.RUNNING:
@@ -209,6 +215,7 @@ class ActuatorMachine(StepMachine):
             self._done()
             return
         self.ctx.stop_actuator(self.actuator)
+        self.stops_asked += 1
         self.stop_sent = self.ctx.active
 
     def _done(self) -> None:
@@ -230,6 +237,7 @@ class ActuatorMachine(StepMachine):
             self._commit_run()
             if self.present:
                 self.ctx.stop_actuator(self.actuator)
+                self.stops_asked += 1
 
     def resume(self) -> None:
         if self.phase is Phase.RUNNING and not self.present:

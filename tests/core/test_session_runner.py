@@ -35,6 +35,7 @@ class ScriptedSensor(ForceSensor):
 
     def __init__(self, force: Callable[[float], float]) -> None:
         self.force = force
+        self.first_sample = asyncio.Event()
         self.fail_with: Exception | None = None
         self.tared = 0
         self._info = DeviceInfo("scripted", "test", simulated=True)
@@ -49,6 +50,7 @@ class ScriptedSensor(ForceSensor):
                 raise self.fail_with
             now = time.monotonic()
             yield ForceSample(now, self.force(now - t0))
+            self.first_sample.set()  # after the yield: the runner has taken the sample in
             await asyncio.sleep(RATE_S)
 
     async def tare(self) -> None:
@@ -145,8 +147,8 @@ async def test_interrupt_during_a_gun_step_stops_the_gun_and_records_stopped(
     runner.interrupt("interrupted (Ctrl-C)")
     result = await asyncio.wait_for(run, 5)
     assert (result.status, result.exit_code) == ("stopped", EXIT_INTERRUPTED)
-    assert gun.calls[0] == "start"
-    assert gun.calls[-1] == "stop()"  # the last line of defence ran after the core's stop
+    # The core's stop command reached the gun, then the last line of defence ran as well.
+    assert gun.calls == ["start", "stop", "stop()"]
     assert records.sessions()[0].status == "stopped"
     assert any("Ctrl-C" in m for m in sink.messages)
     records.close()
@@ -163,7 +165,7 @@ async def test_sensor_failure_during_a_gun_step_stops_the_gun_and_exits_1(tmp_pa
     assert (result.status, result.exit_code) == ("interrupted", EXIT_DEVICE_FAILURE)
     assert result.error is not None
     assert "link lost" in result.error
-    assert "stop()" in gun.calls
+    assert gun.calls == ["start", "stop", "stop()"]
     [session] = records.sessions()
     assert session.status == "interrupted"
     assert "device_failure" in [e["kind"] for e in records.events(session.id)]
@@ -195,8 +197,8 @@ async def test_emergency_stop_command_reaches_the_gun_first(tmp_path: Path) -> N
     result = await asyncio.wait_for(run, 5)
     assert result.status == "stopped"
     stops = [o for o in sink.seen if isinstance(o, ActuatorCommand) and o.is_stop]
-    assert stops, "the core issued no stop"
-    assert gun.calls[-1] == "stop()"
+    assert len(stops) == 1
+    assert gun.calls == ["start", "stop", "stop()"]
     records.close()
 
 
@@ -204,9 +206,60 @@ async def test_tare_goes_to_the_sensor_and_is_recorded(tmp_path: Path) -> None:
     sensor = ScriptedSensor(lambda t: 0.0)
     runner, records, _ = _runner(tmp_path, _gun_plan(), sensor)
     run = asyncio.create_task(runner.run())
+    await asyncio.wait_for(sensor.first_sample.wait(), 5)
     await runner.tare()
     runner.command(Command.STOP)
     result = await asyncio.wait_for(run, 5)
     assert sensor.tared == 1
     assert "tare" in [e["kind"] for e in records.events(result.session_id)]
+    records.close()
+
+
+async def test_pause_stops_the_gun_at_once_and_resume_starts_it_again(tmp_path: Path) -> None:
+    gun = FakeGun()
+    runner, records, _ = _runner(tmp_path, _gun_plan(), ScriptedSensor(lambda t: 0.0), gun)
+    run = asyncio.create_task(runner.run())
+    await asyncio.wait_for(gun.started.wait(), 5)
+    gun.started.clear()
+    runner.command(Command.PAUSE)
+    runner.command(Command.RESUME)
+    await asyncio.wait_for(gun.started.wait(), 5)
+    runner.command(Command.STOP)
+    await asyncio.wait_for(run, 5)
+    assert gun.calls == ["start", "stop", "start", "stop", "stop()"]
+    records.close()
+
+
+async def test_a_start_that_hangs_is_cut_short_by_a_stop(tmp_path: Path) -> None:
+    class HangingGun(FakeGun):
+        async def execute(self, command: ActuatorCommand) -> None:
+            self.calls.append(command.action)
+            if not command.is_stop:
+                self.started.set()
+                await asyncio.Event().wait()  # the start never confirms
+
+    gun = HangingGun()
+    runner, records, _ = _runner(tmp_path, _gun_plan(), ScriptedSensor(lambda t: 0.0), gun)
+    run = asyncio.create_task(runner.run())
+    await asyncio.wait_for(gun.started.wait(), 5)
+    runner.command(Command.STOP)
+    result = await asyncio.wait_for(run, 5)
+    assert result.status == "stopped"
+    assert gun.calls == ["start", "stop", "stop()"]
+    records.close()
+
+
+async def test_tare_is_refused_while_the_tip_is_loaded_even_when_paused(tmp_path: Path) -> None:
+    sensor = ScriptedSensor(lambda t: 30.0)  # pressing from the first sample
+    runner, records, sink = _runner(tmp_path, _hold_plan(), sensor)
+    run = asyncio.create_task(runner.run())
+    await asyncio.wait_for(sensor.first_sample.wait(), 5)
+    await runner.tare()
+    runner.command(Command.PAUSE)
+    await runner.tare()
+    runner.command(Command.STOP)
+    result = await asyncio.wait_for(run, 5)
+    assert sensor.tared == 0
+    assert sum("tare refused" in m for m in sink.messages) == 2
+    assert "tare" not in [e["kind"] for e in records.events(result.session_id)]
     records.close()

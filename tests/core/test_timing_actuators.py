@@ -133,6 +133,23 @@ def test_pause_stops_the_actuator_and_resume_restarts_it_with_time_frozen() -> N
     assert run.phase_at(Phase.STOPPING) == A(141.0)  # 20 s before the pause + 40 s after
 
 
+def test_a_pause_stop_confirmed_after_a_quick_resume_is_not_a_self_stop() -> None:
+    # Pause and resume in quick succession: the gun confirms the pause's stop only after the
+    # resume has sent a new start. That confirmation answers our stop; it must not pause again.
+    run = Run.started(make_plan(GunStep(area="calf", level=3, duration_s=60.0)), GUN)
+    run.event(1.0, STARTED, "gun")
+    run.command(10.0, Command.PAUSE)
+    run.command(10.1, Command.RESUME)
+    run.event(10.2, STOPPED, "gun")  # the pause's stop, confirmed late
+    run.event(10.3, STARTED, "gun")  # the resume's start
+    assert run.alerts(AlertKind.DEVICE_ERROR) == []
+    assert run.core.status(10.3).state is SessionState.RUNNING
+    assert run.core.status(10.3).phase is Phase.RUNNING
+    run.event(20.0, STOPPED, "gun")  # and a real self-stop is still caught
+    assert run.alerts(AlertKind.DEVICE_ERROR)[0].device == "gun"
+    assert run.core.state is SessionState.PAUSED
+
+
 def test_next_in_an_actuator_step_stops_it_and_moves_on() -> None:
     plan = make_plan(GunStep(area="calf", level=3, duration_s=60.0), hold_step())
     run = Run.started(plan, GUN)

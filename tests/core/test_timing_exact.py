@@ -106,6 +106,22 @@ def test_ramp_rate_of_a_linear_ramp_reads_its_true_rate() -> None:
     assert run.alerts(AlertKind.RAMP_TOO_FAST) + run.alerts(AlertKind.RAMP_TOO_SLOW) == []
 
 
+def test_a_ramp_interrupted_by_a_pause_has_no_rate_and_no_feedback() -> None:
+    # 10 N/s against a 10 N/s target, paused mid-ramp while the force keeps rising: the active
+    # clock stood still, so any rate computed from it would be false ("too fast").
+    run = Run.started(make_plan(hold_step(ramp_rate_n_s=10.0)))
+    force = linear([(1.0, 0.0), (4.0, 30.0), (20.0, 30.0)])
+    for i in range(0, 101):  # 0.0 .. 2.0 s at 50 Hz
+        run.sample(i * 0.02, force(i * 0.02))
+    run.command(2.0, Command.PAUSE)
+    run.command(3.0, Command.RESUME)
+    run.feed(force, until=6.0)
+    live = run.core.dose(6.0).holds[0]
+    assert live.ramp_rate_n_s is None
+    assert live.paused_s == A(1.0)
+    assert run.alerts(AlertKind.RAMP_TOO_FAST) + run.alerts(AlertKind.RAMP_TOO_SLOW) == []
+
+
 def test_ramp_rate_when_contact_and_band_come_in_one_sample() -> None:
     run = Run.started(make_plan(hold_step()))
     run.sample(1.0, 0.0)
