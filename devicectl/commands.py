@@ -278,9 +278,9 @@ def history(args: argparse.Namespace) -> int:
     for s in sessions:
         duration = "" if s.duration_s is None else f"{s.duration_s:6.0f} s"
         sim = " (simulated)" if any(d.simulated for d in s.devices) else ""
+        holds = f"{s.holds:3} hold" + ("" if s.holds == 1 else "s")
         print(
-            f"{s.id:5}  {s.started_at}  {s.status:11}  {duration:>8}  {s.holds:3} holds  "
-            f"{s.plan_name}{sim}"
+            f"{s.id:5}  {s.started_at}  {s.status:11}  {duration:>8}  {holds:9}  {s.plan_name}{sim}"
         )
     return 0
 
