@@ -23,7 +23,7 @@ from devicectl.export import export_csv, export_json
 from devicectl.plan import Plan
 from devicectl.planfile import load_plan
 from devicectl.records import DeviceRecord, Records, SessionSummary
-from devicectl.session import EXIT_BAD_INPUT, SessionResult, SessionRunner, SessionSink
+from devicectl.session import EXIT_BAD_INPUT, SessionResult, SessionRunner
 from devicectl.sinks import ConsoleSink, JsonSink
 from devicectl.summary import dose_summary
 from devicectl.timing.types import Command
@@ -311,6 +311,3 @@ def export(args: argparse.Namespace) -> int:
 def sim(args: argparse.Namespace) -> int:
     plan = resolve_plan(args.plan)
     return asyncio.run(opener.serve_simulator(args.model, plan, tcp_port=args.tcp, loop=args.loop))
-
-
-__all__ = ["SessionSink"]
