@@ -8,8 +8,18 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-KGF_N = 9.80665
-LBF_N = 4.4482216152605
+from protocols.units import KGF_N, LBF_N
+
+__all__ = [
+    "KGF_N",
+    "LBF_N",
+    "ForceUnit",
+    "format_force",
+    "from_newtons",
+    "parse_unit",
+    "pressure_kpa",
+    "to_newtons",
+]
 
 
 class ForceUnit(StrEnum):

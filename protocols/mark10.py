@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from protocols.units import KGF_N, LBF_N
+
 __all__ = [
     "ERROR_TEXTS",
     "MAX_LINE",
@@ -40,8 +42,6 @@ __all__ = [
     "parse_unit",
 ]
 
-_LBF_N = 4.4482216152605
-_KGF_N = 9.80665
 
 # The longest line either side buffers. Real replies are ~12 bytes; the cap keeps a stream of
 # unterminated noise (wrong baud, a floating line) from growing memory.
@@ -71,10 +71,10 @@ class Mark10Unit(StrEnum):
 
 
 _NEWTONS: dict[Mark10Unit, float] = {
-    Mark10Unit.LBF: _LBF_N,
-    Mark10Unit.OZF: _LBF_N / 16,
-    Mark10Unit.KGF: _KGF_N,
-    Mark10Unit.GF: _KGF_N / 1000,
+    Mark10Unit.LBF: LBF_N,
+    Mark10Unit.OZF: LBF_N / 16,
+    Mark10Unit.KGF: KGF_N,
+    Mark10Unit.GF: KGF_N / 1000,
     Mark10Unit.N: 1.0,
     Mark10Unit.MN: 1e-3,
     Mark10Unit.KN: 1e3,
