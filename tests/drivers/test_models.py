@@ -34,6 +34,21 @@ def test_the_mark10_entry() -> None:
     assert any("Opentrons" in source for source in entry.sources)
 
 
+def test_the_progressor_entry() -> None:
+    from protocols.progressor import CONTROL_POINT_UUID, DATA_POINT_UUID, SERVICE_UUID
+
+    entry = get_model("progressor")
+    assert (entry.family, entry.transport, entry.baud) == ("force_sensor", "ble", None)
+    assert entry.provenance == ("vendor-documented (Tindeq Progressor API page and sample client)")
+    assert entry.verified_on_hardware is False
+    assert entry.protocol_module == "protocols.progressor"
+    assert entry.extra["ble_name_prefix"] == "Progressor"  # clones advertising so match too
+    assert entry.extra["ble_service_uuid"] == SERVICE_UUID
+    assert entry.extra["ble_notify_uuid"] == DATA_POINT_UUID
+    assert entry.extra["ble_write_uuid"] == CONTROL_POINT_UUID
+    assert any("tindeq.com" in source for source in entry.sources)
+
+
 def test_every_shipped_model_names_an_importable_protocol() -> None:
     import importlib
 
