@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from protocols.lines import LineDecoder
 from protocols.units import KGF_N, LBF_N
 
 __all__ = [
@@ -174,7 +175,7 @@ def _parse_reading(line: bytes) -> Reading | None:
     return Reading(value, status[0], status[1], status[2], text)
 
 
-class ReplyDecoder:
+class ReplyDecoder(LineDecoder[Reading]):
     """Host side: bytes from the gauge in, readings out, for any chunking of the stream.
 
     The gauge ends a line with CR; an LF also ends a line (so CR LF works) and empty lines are
@@ -184,51 +185,10 @@ class ReplyDecoder:
     """
 
     def __init__(self, max_line: int = MAX_LINE) -> None:
-        self._buffer = bytearray()
-        self._max_line = max_line
-        self._overflowed = False
-        self.garbage = 0
-        self.lines = 0
+        super().__init__(max_line)
 
-    def feed(self, data: bytes) -> list[Reading]:
-        readings: list[Reading] = []
-        start = 0
-        for index, byte in enumerate(data):
-            if byte in (0x0D, 0x0A):
-                self._append(data[start:index])
-                reading = self._end_line()
-                if reading is not None:
-                    readings.append(reading)
-                start = index + 1
-        self._append(data[start:])
-        return readings
-
-    def _append(self, chunk: bytes) -> None:
-        if self._overflowed:
-            return
-        if len(self._buffer) + len(chunk) > self._max_line:
-            # Drop what we have and everything up to the next terminator; the line is counted
-            # once, as garbage, when that terminator arrives.
-            self._overflowed = True
-            self._buffer.clear()
-            return
-        self._buffer += chunk
-
-    def _end_line(self) -> Reading | None:
-        line, overflowed = bytes(self._buffer), self._overflowed
-        self._buffer.clear()
-        self._overflowed = False
-        if overflowed:
-            self.garbage += 1
-            return None
-        if not line:
-            return None
-        reading = _parse_reading(line)
-        if reading is None:
-            self.garbage += 1
-            return None
-        self.lines += 1
-        return reading
+    def parse(self, line: bytes) -> Reading | None:
+        return _parse_reading(line)
 
 
 # --------------------------------------------------------------------------- device-side encoder

@@ -30,6 +30,7 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from protocols.lines import LineDecoder
 from protocols.units import KGF_N, LBF_N
 
 __all__ = [
@@ -240,7 +241,7 @@ def _parse_record(line: bytes) -> Reply | None:
     return Reading(-magnitude if tension else magnitude, unit, unit_text, is_peak, text)
 
 
-class ReplyDecoder:
+class ReplyDecoder(LineDecoder[Reply]):
     """Host side: bytes from the gauge in, records out, for any chunking of the stream.
 
     Records end with CR LF; a lone CR or LF also ends one and empty lines are ignored. A line
@@ -250,49 +251,10 @@ class ReplyDecoder:
     """
 
     def __init__(self, max_line: int = MAX_LINE) -> None:
-        self._buffer = bytearray()
-        self._max_line = max_line
-        self._overflowed = False
-        self.garbage = 0
-        self.lines = 0
+        super().__init__(max_line)
 
-    def feed(self, data: bytes) -> list[Reply]:
-        replies: list[Reply] = []
-        start = 0
-        for index, byte in enumerate(data):
-            if byte in (0x0D, 0x0A):
-                self._append(data[start:index])
-                reply = self._end_line()
-                if reply is not None:
-                    replies.append(reply)
-                start = index + 1
-        self._append(data[start:])
-        return replies
-
-    def _append(self, chunk: bytes) -> None:
-        if self._overflowed:
-            return
-        if len(self._buffer) + len(chunk) > self._max_line:
-            self._overflowed = True  # counted once, as garbage, at the next terminator
-            self._buffer.clear()
-            return
-        self._buffer += chunk
-
-    def _end_line(self) -> Reply | None:
-        line, overflowed = bytes(self._buffer), self._overflowed
-        self._buffer.clear()
-        self._overflowed = False
-        if overflowed:
-            self.garbage += 1
-            return None
-        if not line:
-            return None
-        reply = _parse_record(line)
-        if reply is None:
-            self.garbage += 1
-            return None
-        self.lines += 1
-        return reply
+    def parse(self, line: bytes) -> Reply | None:
+        return _parse_record(line)
 
 
 # --------------------------------------------------------------------------- device-side encoders

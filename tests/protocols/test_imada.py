@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 
 import pytest
 from hypothesis import given
@@ -26,34 +25,12 @@ from protocols.imada import (
     encode_reading,
     encode_request,
 )
-
-GARBAGE_BEFORE = b"\xff\xfe\x00junk\r"
-GARBAGE_AFTER = b"\x80\x81\x82\r"
-
-
-@dataclass(frozen=True)
-class Decoded:
-    readings: list[Reading]
-    lines: int
-    garbage: int
-
-
-def _decode(chunks: list[bytes]) -> Decoded:
-    decoder = ReplyDecoder()
-    readings = [reading for chunk in chunks for reading in decoder.feed(chunk)]
-    return Decoded(readings, decoder.lines, decoder.garbage)
+from tests.protocols.three_ways import Decoded
+from tests.protocols.three_ways import decode_three_ways as three_ways
 
 
 def decode_three_ways(data: bytes) -> Decoded:
-    """Decode whole, byte by byte, and wrapped in garbage lines; all three must agree."""
-    whole = _decode([data])
-    bytewise = _decode([data[i : i + 1] for i in range(len(data))])
-    wrapped = _decode([GARBAGE_BEFORE + data, GARBAGE_AFTER])
-    assert bytewise == whole
-    assert wrapped.readings == whole.readings
-    assert wrapped.lines == whole.lines
-    assert wrapped.garbage == whole.garbage + 2
-    return whole
+    return three_ways(ReplyDecoder, data, terminator=b"\r")
 
 
 # The status letters below are placeholders: their meanings are not documented (§2.2).
@@ -78,7 +55,7 @@ def test_golden_reply(line: bytes, expected: Reading) -> None:
 
 def test_golden_replies_in_one_stream() -> None:
     decoded = decode_three_ways(b"".join(line for line, _ in GOLDEN))
-    assert decoded.readings == [reading for _, reading in GOLDEN]
+    assert decoded.replies == [reading for _, reading in GOLDEN]
 
 
 def test_reading_keeps_raw_line_and_status() -> None:

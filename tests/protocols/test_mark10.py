@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 
 import pytest
 from hypothesis import given
@@ -28,34 +27,12 @@ from protocols.mark10 import (
     encode_text,
     parse_unit,
 )
-
-GARBAGE_BEFORE = b"\xff\xfe\x00junk\r\n"
-GARBAGE_AFTER = b"\x80\x81\x82\r\n"
-
-
-@dataclass(frozen=True)
-class Decoded:
-    replies: list[Reply]
-    lines: int
-    garbage: int
-
-
-def _decode(chunks: list[bytes]) -> Decoded:
-    decoder = ReplyDecoder()
-    replies = [reply for chunk in chunks for reply in decoder.feed(chunk)]
-    return Decoded(replies, decoder.lines, decoder.garbage)
+from tests.protocols.three_ways import Decoded
+from tests.protocols.three_ways import decode_three_ways as three_ways
 
 
 def decode_three_ways(data: bytes) -> Decoded:
-    """Decode whole, byte by byte, and wrapped in garbage lines; all three must agree."""
-    whole = _decode([data])
-    bytewise = _decode([data[i : i + 1] for i in range(len(data))])
-    wrapped = _decode([GARBAGE_BEFORE + data, GARBAGE_AFTER])
-    assert bytewise == whole
-    assert wrapped.replies == whole.replies
-    assert wrapped.lines == whole.lines
-    assert wrapped.garbage == whole.garbage + 2
-    return whole
+    return three_ways(ReplyDecoder, data)
 
 
 # --------------------------------------------------------------------------- golden replies
