@@ -10,6 +10,7 @@ from drivers.errors import DeviceDisconnected, DeviceError, DeviceMisconfigured
 from drivers.force import DeviceInfo, ForceSample, ForceSensor, LinkStats
 from drivers.gcl_link import Garbage, GclLink, Timed
 from drivers.gcl_poll import Pacer, PollHealth
+from drivers.sample_stream import SampleStream
 from drivers.transport.base import Transport
 from protocols.mark10 import ErrorReply, Mark10Unit, Reading, Request, TextReply
 
@@ -21,15 +22,11 @@ _MIN_REPLY_TIMEOUT_S = 0.05
 # Identity is read once, and an old gauge may simply not answer RM/RV/RS: wait a little longer
 # than a poll, but not so long that such a gauge takes seconds to connect.
 _IDENTITY_TIMEOUT_S = 0.25
-# About 20 s at 50 Hz: a consumer that stalls longer than that loses the oldest samples.
-_SAMPLE_BUFFER = 1024
 
 UNITLESS_HINT = (
     "enable the unit in the gauge's Serial/USB data-format settings, or give the unit in the "
     "address, e.g. `mark10@serial:///dev/ttyUSB0?unit=lbF`"
 )
-
-_Item = ForceSample | DeviceError | None  # None: closed, the stream ends
 
 
 class Mark10(ForceSensor):
@@ -97,7 +94,8 @@ class Mark10(ForceSensor):
         self._health = PollHealth(label, no_reply_limit_s, clock())
         self._reply_timeout_s = max(2.0 * self._pacer.period_s, _MIN_REPLY_TIMEOUT_S)
         self._link = GclLink(transport, clock)
-        self._samples: asyncio.Queue[_Item] = asyncio.Queue(maxsize=_SAMPLE_BUFFER)
+        # Late-bound: connect() replaces the PollHealth.
+        self._samples = SampleStream(on_drop=lambda: self._health.dropped())
         self._tares: asyncio.Queue[asyncio.Future[None]] = asyncio.Queue()
         self._poller: asyncio.Task[None] | None = None
         self._info: DeviceInfo | None = None
@@ -131,14 +129,8 @@ class Mark10(ForceSensor):
     async def samples(self) -> AsyncIterator[ForceSample]:
         if self._info is None and not self._closed:
             raise RuntimeError(f"{self._label}: call connect() before samples()")
-        while True:
-            item = await self._samples.get()
-            if item is None or isinstance(item, DeviceError):
-                self._samples.put_nowait(item)  # later iterations end the same way
-                if item is None:
-                    return
-                raise item
-            yield item
+        async for sample in self._samples:
+            yield sample
 
     async def tare(self) -> None:
         poller = self._poller
@@ -271,11 +263,8 @@ class Mark10(ForceSensor):
         if failure is not None:
             raise failure
 
-    def _emit(self, item: _Item) -> None:
-        if self._samples.full():
-            self._samples.get_nowait()  # the consumer stalled: drop the oldest
-            self._health.dropped()
-        self._samples.put_nowait(item)
+    def _emit(self, item: ForceSample | DeviceError | None) -> None:
+        self._samples.put(item)
 
     def _fail_tares(self, exc: DeviceError) -> None:
         while not self._tares.empty():

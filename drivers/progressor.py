@@ -13,6 +13,7 @@ from typing import Any
 from drivers.errors import DeviceDisconnected, DeviceError
 from drivers.force import DeviceInfo, ForceSample, ForceSensor, LinkStats
 from drivers.progressor_clock import DeviceClock, JumpFilter
+from drivers.sample_stream import SampleStream
 from drivers.transport.ble import CONNECT_TIMEOUT_S, SCAN_TIMEOUT_S, BleLink
 from protocols.progressor import (
     ADVERTISED_NAME_PREFIX,
@@ -35,10 +36,6 @@ DEFAULT_MAX_JUMP_N = 50.0
 # After a tare the reading steps by the whole load at once; samples arriving this soon after
 # it re-anchor the jump filter instead of being checked (in-flight batches are a few 10 ms).
 _TARE_SETTLE_S = 0.5
-# About 12 s at 80 Hz: a consumer that stalls longer than that loses the oldest samples.
-_SAMPLE_BUFFER = 1024
-
-_Item = ForceSample | DeviceError | None  # None: closed, the stream ends
 
 
 class Progressor(ForceSensor):
@@ -110,7 +107,7 @@ class Progressor(ForceSensor):
         self._jumps = JumpFilter(max_jump_n)
         self._rearm_until = -1.0
         self._answers: dict[Opcode, asyncio.Future[CommandResponse]] = {}
-        self._samples: asyncio.Queue[_Item] = asyncio.Queue(maxsize=_SAMPLE_BUFFER)
+        self._samples = SampleStream(on_drop=self._count_overflow)
         self._counts: Counter[str] = Counter()
         self._info: DeviceInfo | None = None
         self._low_battery = False
@@ -182,14 +179,8 @@ class Progressor(ForceSensor):
     async def samples(self) -> AsyncIterator[ForceSample]:
         if self._info is None and not self._closed:
             raise RuntimeError(f"{self._label}: call connect() before samples()")
-        while True:
-            item = await self._samples.get()
-            if item is None or isinstance(item, DeviceError):
-                self._samples.put_nowait(item)  # later iterations end the same way
-                if item is None:
-                    return
-                raise item
-            yield item
+        async for sample in self._samples:
+            yield sample
 
     async def tare(self) -> None:
         if not self._connected:
@@ -276,8 +267,8 @@ class Progressor(ForceSensor):
         self._connected = False
         self._emit(DeviceDisconnected(self._label, "the Bluetooth link was lost"))
 
-    def _emit(self, item: _Item) -> None:
-        if self._samples.full():
-            self._samples.get_nowait()  # the consumer stalled: drop the oldest
-            self._counts["buffer overflow"] += 1
-        self._samples.put_nowait(item)
+    def _emit(self, item: ForceSample | DeviceError | None) -> None:
+        self._samples.put(item)
+
+    def _count_overflow(self) -> None:
+        self._counts["buffer overflow"] += 1
