@@ -131,6 +131,10 @@ class Mark10Device:
         started = self.state.started_at
         return after is not None and started is not None and self._clock() - started >= after
 
+    def due(self) -> bytes:
+        """Nothing: a Mark-10 is polled here and never streams on its own."""
+        return b""
+
     def force_n(self) -> float:
         """The model's raw force now (before zeroing and faults)."""
         started = self.state.started_at

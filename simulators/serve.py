@@ -17,8 +17,9 @@ from typing import Protocol, Self
 
 __all__ = ["CHECK_INTERVAL_S", "ByteDevice", "PtyServer", "TcpServer"]
 
-# How often an idle link asks its device whether the disconnect fault has fired. The device's
-# clock may be fake, so the server polls rather than computing a deadline on the loop's clock.
+# How often a link asks its device for streamed output and whether the disconnect fault has
+# fired. The device's clock may be fake, so the server polls rather than computing a deadline on
+# the loop's clock; 20 ms batches a 100 Hz stream into pairs of lines, as a USB-serial chip would.
 CHECK_INTERVAL_S = 0.02
 
 _READ_SIZE = 4096
@@ -30,6 +31,10 @@ class ByteDevice(Protocol):
     def receive(self, data: bytes) -> bytes: ...
 
     def should_disconnect(self) -> bool: ...
+
+    def due(self) -> bytes:
+        """Bytes the device sends on its own by now (streamed output), or ``b""``."""
+        ...
 
 
 class _Link:
@@ -71,6 +76,10 @@ class _Link:
         self._timer = asyncio.get_running_loop().call_later(self._interval, self._tick)
 
     def _tick(self) -> None:
+        if not self.closed:
+            streamed = self.device.due()
+            if streamed:
+                self._write(streamed)
         self._check()
         if not self.closed:
             self._schedule()
