@@ -25,6 +25,11 @@ class DeviceNotFound(DeviceError):
     """The port, host or peripheral does not exist or does not answer a connection."""
 
 
+class BluetoothUnavailable(DeviceNotFound):
+    """There is no usable Bluetooth stack or adapter on this machine (raised by the BLE
+    transport, which alone imports bleak)."""
+
+
 class DevicePermissionDenied(DeviceError):
     """The OS refused access to the device (on Linux: not in the ``dialout`` group)."""
 

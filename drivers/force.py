@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Self
 
@@ -45,6 +45,12 @@ class LinkStats:
     dropped: int = 0
 
 
+LinkListener = Callable[[str, str], None]
+"""Told ``(state, message)`` when a sensor's link changes: ``state`` is a
+:class:`drivers.supervisor.LinkState` value ("connected", "reconnecting", "lost"), ``message`` says
+why in words for a person."""
+
+
 class ForceSensor(abc.ABC):
     """A force sensor. Use as ``async with sensor:``; iterate :meth:`samples` for readings.
 
@@ -75,6 +81,15 @@ class ForceSensor(abc.ABC):
     @property
     def stats(self) -> LinkStats | None:
         """Link counters, for drivers that keep them (None otherwise)."""
+        return None
+
+    def watch_link(self, listener: LinkListener) -> None:
+        """Have ``listener`` told when the link goes down and comes back.
+
+        A bare driver does not reconnect: its link failing ends :meth:`samples` with the error,
+        so there is nothing to tell and this does nothing. A supervisor
+        (:class:`drivers.supervisor.SupervisedSensor`) overrides it.
+        """
         return None
 
     async def __aenter__(self) -> Self:

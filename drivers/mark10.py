@@ -123,6 +123,9 @@ class Mark10(ForceSensor):
         except BaseException:
             await self._shut_link()
             raise
+        if self._closed:  # closed while connecting: start nothing that nobody would stop
+            await self._shut_link()
+            raise DeviceDisconnected(self._label, "closed while connecting")
         self._poller = asyncio.create_task(self._poll_forever(), name=f"mark10-poll {self._label}")
         return self._info
 

@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from drivers.capture import CaptureLog
 from drivers.errors import DeviceDisconnected, DeviceError
 from drivers.force import DeviceInfo, ForceSample, ForceSensor, LinkStats
 from drivers.progressor_clock import DeviceClock, JumpFilter
@@ -65,7 +66,8 @@ class Progressor(ForceSensor):
 
     ``client_backend``/``scanner_backend`` are bleak backend classes handed to
     :class:`~drivers.transport.ble.BleLink` (tests and ``devicectl sim`` pass the simulator's);
-    this module does not import bleak.
+    this module does not import bleak. ``capture`` is handed to the link too: a
+    :class:`~drivers.capture.CaptureLog` recording the conversation (``--capture FILE``).
 
     Verification: written from Tindeq's API page and sample client, tested against this
     project's simulator only; **not checked on hardware**.
@@ -85,6 +87,7 @@ class Progressor(ForceSensor):
         connect_timeout_s: float = CONNECT_TIMEOUT_S,
         client_backend: type[Any] | None = None,
         scanner_backend: type[Any] | None = None,
+        capture: CaptureLog | None = None,
     ) -> None:
         if not command_timeout_s > 0:
             raise ValueError(f"command_timeout_s must be > 0, not {command_timeout_s!r}")
@@ -97,6 +100,7 @@ class Progressor(ForceSensor):
             disconnected_callback=self._on_lost,
             client_backend=client_backend,
             scanner_backend=scanner_backend,
+            capture=capture,
         )
         self._clock = clock
         self._label = label

@@ -320,8 +320,12 @@ class SimBleakClient(BaseBleakClient):
         self._drop_link()
         if pump is not None and pump is not asyncio.current_task():
             pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await pump
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # the caller itself is being cancelled, not just the pump
 
     def _drop_link(self) -> bool:
         """End the link on both sides; False if there was none."""
@@ -406,8 +410,12 @@ class SimBleakClient(BaseBleakClient):
         """Wait for ``deadline`` (loop time), or until the host writes something."""
         self._wake.clear()
         delay = None if deadline is None else max(0.0, deadline - asyncio.get_running_loop().time())
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns the wake-up's result
+        # and drops a cancellation that arrived at the same moment (disconnect() right after a
+        # write), leaving this task waiting for ever.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), delay)
+            async with asyncio.timeout(delay):
+                await self._wake.wait()
 
     def _lose_link(self) -> None:
         self._pump = None  # this task is ending: disconnect() must not wait for it

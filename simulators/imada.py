@@ -8,7 +8,8 @@ anything else   nothing (how a real gauge answers an unknown command is unverifi
 ==============  ====================================================================
 
 Unverified choices, all settable: the three status characters (default ``"???"``, placeholders
-on purpose: the gauge's letters are undocumented), the number of decimals, and the sign
+on purpose: the gauge's letters are undocumented), the unit the number is printed in (``unit``,
+default newtons; the gauge's unit is set on its keypad), the number of decimals, and the sign
 convention (compression positive, tension negative, as the force model and Mark-10 use).
 There is no zero, unit or continuous command, because none is documented.
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from protocols.imada import Request, RequestDecoder, UnknownCommand, encode_reading
+from protocols.imada import ImadaUnit, Request, RequestDecoder, UnknownCommand, encode_reading
 
 from .force_model import TherapistModel
 from .line_device import DialectFaults, LineDevice
@@ -35,12 +36,15 @@ class ImadaDevice(LineDevice):
         clock: Callable[[], float],
         faults: DialectFaults | None = None,
         status: str = "???",
+        unit: ImadaUnit = ImadaUnit.N,
         decimals: int = 2,
         seed: int = 0,
+        epoch: float | None = None,
     ) -> None:
-        super().__init__(model, clock=clock, faults=faults, seed=seed)
+        super().__init__(model, clock=clock, faults=faults, seed=seed, epoch=epoch)
         encode_reading(0.0, status, decimals)  # fail here on a bad status, not mid-session
         self._status = status
+        self.unit = unit  # the unit the gauge is set to; its status letter stays ``status``
         self._decimals = decimals
         self._decoder = RequestDecoder()
 
@@ -49,7 +53,8 @@ class ImadaDevice(LineDevice):
 
     def _execute(self, command: object) -> list[bytes]:
         if command is Request.READ_DISPLAYED:
-            return [encode_reading(self._reading_n(), self._status, self._decimals)]
+            value = self._reading_n() / self.unit.newtons
+            return [encode_reading(value, self._status, self._decimals)]
         return []  # unverified: the reply to an unknown command is undocumented
 
     def _terminator(self) -> bytes:

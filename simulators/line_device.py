@@ -58,9 +58,14 @@ class LineDevice:
         clock: Callable[[], float],
         faults: DialectFaults | None = None,
         seed: int = 0,
+        epoch: float | None = None,
     ) -> None:
         self._model = model
         self._clock = clock
+        # The clock value the force model counts from; None: the first byte. A device that
+        # replaces another (a gauge plugged back) is given the first one's, so the simulated
+        # therapist carries on where it was (as simulators.mark10 does).
+        self._epoch = epoch
         self._faults = faults or DialectFaults()
         self._random = random.Random(seed)  # only for the bytes of garbled lines
         self._grid_start: float | None = None  # clock() of stream sample 0
@@ -146,7 +151,7 @@ class LineDevice:
 
     def force_n(self, at: float | None = None) -> float:
         """The model's raw force at clock time ``at`` (default now), before zeroing and faults."""
-        started = self.state.started_at
+        started = self.state.started_at if self._epoch is None else self._epoch
         now = self._clock() if at is None else at
         elapsed = 0.0 if started is None else now - started
         return self._model.force_at(elapsed)

@@ -13,7 +13,10 @@ anything else   ``*10`` (illegal command)
 The manuals document no acknowledgement for ``Z`` or the unit commands, so the simulator sends
 none (unverified on hardware). The model's clock, and the disconnect fault's, start at the first
 byte the host sends, so a profile begins when a client starts talking rather than when a server
-happened to be created.
+happened to be created. A device that replaces another one (a gauge unplugged and plugged back,
+served afresh) is given the first one's ``epoch`` instead: its model then counts from that
+clock value, so the simulated therapist carries on where it was rather than start its plan again
+(the disconnect fault still counts from each device's own first byte).
 """
 
 from __future__ import annotations
@@ -100,9 +103,11 @@ class Mark10Device:
         serial: str = "SIM-0001",
         seed: int = 0,
         unit_output: bool = True,
+        epoch: float | None = None,
     ) -> None:
         self._model = model
         self._clock = clock
+        self._epoch = epoch  # the clock value the model counts from; None: the first byte
         self._faults = faults or Mark10Faults()
         self._decimals = decimals
         self._unit_output = unit_output  # the gauge's "data format" menu may leave the unit out
@@ -137,8 +142,8 @@ class Mark10Device:
 
     def force_n(self) -> float:
         """The model's raw force now (before zeroing and faults)."""
-        started = self.state.started_at
-        elapsed = 0.0 if started is None else self._clock() - started
+        start = self.state.started_at if self._epoch is None else self._epoch
+        elapsed = 0.0 if start is None else self._clock() - start
         return self._model.force_at(elapsed)
 
     def _handle(self, command: Request | SetUnit | UnknownCommand) -> bytes:

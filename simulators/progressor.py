@@ -16,7 +16,9 @@ anything else          recorded, otherwise ignored (no documented response)
 
 Time: the host passes ``now`` (the same clock as ``clock``) to :meth:`notifications`, which
 returns what the device would have sent up to then, so a server can pump it at any pace.
-The force model's clock starts at the host's first write (as the Mark-10 simulator's does),
+The force model's clock starts at the host's first write (as the Mark-10 simulator's does), or
+at ``epoch`` when given (a shared start, so a device object made afresh carries on the same
+press; the peripheral keeps one device across its links, so reconnecting alone needs none);
 the device's uint32 µs counter at ``boot_us`` when the device object is created; it wraps.
 Samples are sent in full batches (as many as ``att_payload`` holds) because the device fills a
 notification before sending it; stopping the measurement flushes the last, partial batch.
@@ -112,6 +114,7 @@ class ProgressorDevice:
         att_payload: int = 20,
         progressor_id: int = 0x5EED_0001,
         boot_us: int = 0,
+        epoch: float | None = None,
     ) -> None:
         if not (math.isfinite(rate_hz) and rate_hz > 0):
             raise ValueError(f"rate_hz must be a finite number > 0, not {rate_hz!r}")
@@ -133,6 +136,7 @@ class ProgressorDevice:
         self._att_payload = att_payload
         self._progressor_id = progressor_id
         self._boot_us = boot_us
+        self._epoch = epoch  # the clock value the model counts from; None: the first write
         self._created_at = clock()
         self._decoder = CommandDecoder()
         self._outbox: list[bytes] = []  # notifications made, not yet handed to the server
@@ -269,8 +273,8 @@ class ProgressorDevice:
 
     def force_n(self, at: float) -> float:
         """The model's raw force at clock time ``at`` (before tare and faults)."""
-        started = self.state.started_at
-        return self._model.force_at(0.0 if started is None else at - started)
+        start = self.state.started_at if self._epoch is None else self._epoch
+        return self._model.force_at(0.0 if start is None else at - start)
 
     def _raw_kg(self, at: float) -> float:
         return self.force_n(at) / KGF_N

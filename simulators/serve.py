@@ -8,7 +8,9 @@ leak: ``stop()`` removes every callback and closes every descriptor.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
+import math
 import os
 import tty
 from collections.abc import Callable
@@ -107,6 +109,14 @@ class PtyServer(_ServerBase):
 
     The server keeps the slave open too, so a client may close and reopen the port without the
     master seeing EIO. The disconnect fault closes both ends, as unplugging a USB gauge does.
+
+    Replugging, as a real USB gauge comes back under the same ``/dev/serial/by-id/...`` name:
+    with ``link_path`` the server keeps a symlink there to the current ``/dev/pts/N``; with
+    ``replug_after_s``, after the device's disconnect fault a fresh device from the factory
+    appears on a new pty pair that long later. Meanwhile the symlink is gone (as udev removes
+    it on unplugging), so opening it fails with "not found"; it is then created again, pointing
+    at the new pty (made under a temporary name and renamed over, so a reader never sees a
+    half-made link). ``stop()`` ends everything: the pending replug, the pty, the symlink.
     """
 
     def __init__(
@@ -114,36 +124,80 @@ class PtyServer(_ServerBase):
         device_factory: Callable[[], ByteDevice],
         *,
         check_interval_s: float = CHECK_INTERVAL_S,
+        link_path: str | None = None,
+        replug_after_s: float | None = None,
     ) -> None:
+        if replug_after_s is not None and not (
+            math.isfinite(replug_after_s) and replug_after_s >= 0
+        ):
+            raise ValueError(f"replug_after_s must be a finite number >= 0, not {replug_after_s!r}")
         self._factory = device_factory
         self._interval = check_interval_s
+        self._link_path = link_path
+        self._replug_after_s = replug_after_s
+        self._replug: asyncio.TimerHandle | None = None
+        self._stopped = False
         self._master: int | None = None
         self._slave: int | None = None
         self._path: str | None = None
         self._link: _Link | None = None
         self._pending = bytearray()
+        self._plug_waiters: list[asyncio.Future[str]] = []
+        self.plugs = 0  # pty pairs served so far: 1 after start(), one more per replug
 
     @property
     def path(self) -> str:
+        """The current ``/dev/pts/N`` (the last one while unplugged)."""
         if self._path is None:
             raise RuntimeError("the pty server has not been started")
         return self._path
 
     @property
+    def link_path(self) -> str | None:
+        return self._link_path
+
+    @property
     def device(self) -> ByteDevice:
-        """The served device, for inspecting its state in tests."""
+        """The served device (the latest one), for inspecting its state in tests."""
         if self._link is None:
             raise RuntimeError("the pty server has not been started")
         return self._link.device
 
     @property
     def closed(self) -> bool:
-        """True once stopped or disconnected by the device's fault."""
+        """True once stopped, and while unplugged by the device's fault."""
         return self._master is None
 
     async def start(self) -> str:
         if self._path is not None:
             raise RuntimeError("a PtyServer starts once")
+        if self._link_path is not None:
+            _refuse_non_symlink(self._link_path)
+        return self._plug()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def next_plug(self) -> str:
+        """Wait for the next replug; its ``/dev/pts/N``. For tests (await with a timeout)."""
+        waiter: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._plug_waiters.append(waiter)
+        return await waiter
+
+    async def stop(self) -> None:
+        if self._path is None:
+            return  # never started: nothing to stop (and it may still start)
+        self._stopped = True
+        if self._replug is not None:
+            self._replug.cancel()
+            self._replug = None
+        if self._link is not None:
+            self._link.close()
+        self._remove_symlink()
+
+    def _plug(self) -> str:
+        """A new pty pair with a fresh device on it (and the symlink pointed at it)."""
         master, slave = os.openpty()
         # Raw: no echo, no line editing, no CR/LF translation; the bytes are the protocol.
         tty.setraw(slave)
@@ -151,16 +205,39 @@ class PtyServer(_ServerBase):
         self._master, self._slave = master, slave
         self._path = os.ttyname(slave)
         asyncio.get_running_loop().add_reader(master, self._on_readable)
-        self._link = _Link(self._factory(), self._write, self._close_fds, self._interval)
+        self._link = _Link(self._factory(), self._write, self._unplugged, self._interval)
+        self.plugs += 1
+        if self._link_path is not None:
+            temporary = f"{self._link_path}.{os.getpid()}.tmp"
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+            os.symlink(self._path, temporary)
+            os.replace(temporary, self._link_path)
+        waiters, self._plug_waiters = self._plug_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(self._path)
         return self._path
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
+    def _unplugged(self) -> None:
+        """The link ended (the device's fault, or stop()): close the pty; maybe come back."""
+        self._close_fds()
+        if self._stopped:
+            return
+        self._remove_symlink()
+        if self._replug_after_s is not None:
+            loop = asyncio.get_running_loop()
+            self._replug = loop.call_later(self._replug_after_s, self._replugged)
 
-    async def stop(self) -> None:
-        if self._link is not None:
-            self._link.close()
+    def _replugged(self) -> None:
+        self._replug = None
+        if not self._stopped:
+            self._plug()
+
+    def _remove_symlink(self) -> None:
+        if self._link_path is not None and os.path.islink(self._link_path):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._link_path)
 
     def _on_readable(self) -> None:
         if self._master is None or self._link is None:
@@ -301,3 +378,9 @@ class TcpServer(_ServerBase):
         connection = _TcpConnection(self._factory, self._interval, self._connections)
         self._all.append(connection)
         return connection
+
+
+def _refuse_non_symlink(path: str) -> None:
+    """The server replaces and removes a symlink at ``path``; never a user's file."""
+    if os.path.lexists(path) and not os.path.islink(path):
+        raise FileExistsError(f"{path} exists and is not a symlink: not replacing it")

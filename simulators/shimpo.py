@@ -57,8 +57,9 @@ class ShimpoDevice(LineDevice):
         decimals: int = 2,
         rate_hz: float = 10.0,
         seed: int = 0,
+        epoch: float | None = None,
     ) -> None:
-        super().__init__(model, clock=clock, faults=faults, seed=seed)
+        super().__init__(model, clock=clock, faults=faults, seed=seed, epoch=epoch)
         if not 0 < rate_hz <= 1000:
             raise ValueError(f"rate_hz must be in (0, 1000] samples/s, not {rate_hz!r}")
         self.unit = unit

@@ -58,8 +58,9 @@ class WagnerDevice(LineDevice):
         rate_hz: float = 10.0,
         peak: bool = False,
         seed: int = 0,
+        epoch: float | None = None,
     ) -> None:
-        super().__init__(model, clock=clock, faults=faults, seed=seed)
+        super().__init__(model, clock=clock, faults=faults, seed=seed, epoch=epoch)
         if rate_hz not in RATES_HZ:
             raise ValueError(f"rate_hz must be one of {sorted(RATES_HZ)}, not {rate_hz!r}")
         if not capacity_n > 0:

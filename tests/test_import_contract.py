@@ -29,12 +29,17 @@ def test_import_linter_contracts_hold() -> None:
 
 def test_the_three_rules_of_the_issue_are_contracts() -> None:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    contracts = {c["source_modules"][0]: c for c in config["tool"]["importlinter"]["contracts"]}
+    contracts: dict[str, dict[str, list[str]]] = {}
+    for contract in config["tool"]["importlinter"]["contracts"]:  # the first per source
+        contracts.setdefault(contract["source_modules"][0], contract)
     assert {"devicectl", "drivers", "simulators"} <= set(
         contracts["protocols"]["forbidden_modules"]
     )
     assert {"devicectl", "drivers"} <= set(contracts["simulators"]["forbidden_modules"])
     assert {"devicectl", "simulators"} <= set(contracts["drivers"]["forbidden_modules"])
+    ble = next(c for c in config["tool"]["importlinter"]["contracts"] if "bleak" in c["name"])
+    assert {"bleak", "bumble"} <= set(ble["forbidden_modules"])
+    assert ble["ignore_imports"] == ["drivers.transport.ble -> bleak"]
 
 
 def test_protocols_import_only_the_standard_library() -> None:

@@ -33,7 +33,9 @@ from bleak.exc import (
     BleakGATTProtocolError,
 )
 
+from drivers.capture import CaptureLog
 from drivers.errors import (
+    BluetoothUnavailable,
     DeviceDisconnected,
     DeviceError,
     DeviceFault,
@@ -65,10 +67,6 @@ _UNAVAILABLE_HINT = (
 _LOST_HINT = "check that the device is on, charged and in range"
 
 NotificationCallback = Callable[[bytes], None]
-
-
-class BluetoothUnavailable(DeviceNotFound):
-    """There is no usable Bluetooth stack or adapter on this machine."""
 
 
 @dataclass(frozen=True)
@@ -151,6 +149,8 @@ class BleLink:
         disconnected_callback: called (no arguments) when the link is lost without
             :meth:`disconnect` having been called.
         client_backend, scanner_backend: bleak backend classes; bleak's own by default.
+        capture: a :class:`~drivers.capture.CaptureLog` that records every write and
+            notification with its characteristic, and the link's open/close/disconnect.
 
     Every method raises :class:`~drivers.errors.DeviceError` subclasses only.
     """
@@ -167,6 +167,7 @@ class BleLink:
         disconnected_callback: Callable[[], None] | None = None,
         client_backend: type[BaseBleakClient] | None = None,
         scanner_backend: type[BaseBleakScanner] | None = None,
+        capture: CaptureLog | None = None,
     ) -> None:
         for label, value in (("scan", scan_timeout_s), ("connect", connect_timeout_s)):
             if not (math.isfinite(value) and value > 0):
@@ -180,6 +181,7 @@ class BleLink:
         self._on_lost = disconnected_callback
         self._client_backend = client_backend
         self._scanner_backend = scanner_backend
+        self._capture = capture
         self._client: BleakClient | None = None
         self._closing = False
 
@@ -215,6 +217,7 @@ class BleLink:
         except (OSError, BleakError) as exc:
             raise translate_ble_error(self.name, exc, connected=False) from exc
         self._client, self._closing = client, False
+        self._log_event("open", self.name)
 
     async def _find(self) -> BLEDevice:
         prefix, uuid = self._name_prefix, self._service_uuid
@@ -247,6 +250,8 @@ class BleLink:
         client = self._connected()
 
         def on_notify(_: BleakGATTCharacteristic, data: bytearray) -> None:
+            if self._capture is not None:
+                self._capture.device_to_host(bytes(data), char=char_uuid)
             callback(bytes(data))
 
         try:
@@ -257,9 +262,12 @@ class BleLink:
     async def write(self, char_uuid: str, data: bytes, *, response: bool) -> None:
         """Write ``data`` to ``char_uuid``, with or without the peripheral's acknowledgement."""
         client = self._connected()
+        if self._capture is not None:  # before the write: an answer may arrive during it
+            self._capture.host_to_device(data, char=char_uuid)
         try:
             await client.write_gatt_char(char_uuid, data, response=response)
         except (OSError, BleakError) as exc:
+            self._log_event("error", f"write: {exc}")
             raise translate_ble_error(self.name, exc, connected=client.is_connected) from exc
 
     async def disconnect(self) -> None:
@@ -269,6 +277,7 @@ class BleLink:
         if client is None:
             return
         self._closing = True
+        self._log_event("close")
         # The link is gone either way, which is what disconnecting wants.
         with contextlib.suppress(OSError, BleakError):
             await client.disconnect()
@@ -282,8 +291,13 @@ class BleLink:
     def _lost(self, client: BleakClient) -> None:
         if self._closing or client is not self._client:
             return  # our own disconnect, or an old link
+        self._log_event("disconnect", "the Bluetooth link was lost")
         if self._on_lost is not None:
             self._on_lost()
+
+    def _log_event(self, name: str, detail: str = "") -> None:
+        if self._capture is not None:
+            self._capture.event(name, detail)
 
     def __repr__(self) -> str:
         return f"BleLink({self.name!r})"

@@ -70,7 +70,7 @@ BAD = [
     ("mark10", "expected MODEL@WHERE"),
     ("@/dev/ttyUSB0", "expected MODEL@WHERE"),
     ("mark10@", "expected MODEL@WHERE"),
-    ("tindeq@/dev/ttyUSB0", "unknown model 'tindeq' \\(known models: chair-remote, mark10"),
+    ("tindeq@/dev/ttyUSB0", "unknown model 'tindeq' \\(known models: chair-remote, imada, mark10"),
     ("mark10@serial://dev/ttyUSB0", "must be a path like /dev/ttyUSB0"),
     ("mark10@serial:ttyUSB0", "must be a path like /dev/ttyUSB0"),
     ("mark10@ttyUSB0", "not a port path or a known scheme"),
