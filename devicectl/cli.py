@@ -10,10 +10,11 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from devicectl import commands
+from devicectl import calibrate, commands, inventory_cli
 from devicectl.errors import DevicectlError
 from devicectl.session import EXIT_BAD_INPUT, EXIT_DEVICE_FAILURE, EXIT_INTERRUPTED
 from drivers.errors import DeviceError
+from drivers.supervisor import DEFAULT_GIVE_UP_S
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -31,6 +32,23 @@ def _rate(text: str) -> float:
     if not 0 < value <= MAX_RATE_HZ:
         raise argparse.ArgumentTypeError(
             f"{text} Hz is out of range; use a rate above 0 and at most {MAX_RATE_HZ:.0f} Hz"
+        )
+    return value
+
+
+# A reconnection window longer than this is a session left hanging, not a brief drop.
+MAX_RECONNECT_S = 600.0
+
+
+def _seconds(text: str) -> float:
+    """``--reconnect-for``: seconds in [0, MAX_RECONNECT_S]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value <= MAX_RECONNECT_S:
+        raise argparse.ArgumentTypeError(
+            f"{text} s is out of range; use 0 (no reconnecting) up to {MAX_RECONNECT_S:.0f} s"
         )
     return value
 
@@ -53,6 +71,28 @@ def _run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     p.add_argument("--rate", type=_rate, default=50.0, help="sensor poll rate in Hz (default 50)")
     p.add_argument("--json", action="store_true", help="JSON lines on stdout instead of text")
+    p.add_argument(
+        "--reconnect-for",
+        type=_seconds,
+        default=DEFAULT_GIVE_UP_S,
+        metavar="S",
+        help="when the sensor's link drops, try to reconnect for this long before giving up "
+        f"(default {DEFAULT_GIVE_UP_S:.0f} s; 0: give up at once)",
+    )
+    p.add_argument(
+        "--calibrations",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="stored calibrations (default: calibrations.json in the user's config dir)",
+    )
+    p.add_argument(
+        "--capture",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="record the device conversation as JSON lines (see docs/capture.md)",
+    )
     _add_db(p)
     p.set_defaults(handler=commands.run)
 
@@ -91,15 +131,80 @@ def _records_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     e.set_defaults(handler=commands.export)
 
 
-def _sim_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("sim", help="serve a simulated device by hand (for developers)")
-    p.add_argument("model", choices=("mark10",))
+def _fault(text: str) -> tuple[str, str]:
+    """``--fault KEY=VALUE``."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: use KEY=VALUE, e.g. garbage_every=5")
+    return key.strip(), value.strip()
+
+
+def _where(p: argparse.ArgumentParser) -> None:
     where = p.add_mutually_exclusive_group()
     where.add_argument("--tcp", type=int, metavar="PORT", help="serve on 127.0.0.1:PORT")
     where.add_argument("--pty", action="store_true", help="serve on a pty pair (the default)")
-    p.add_argument("--plan", default="demo", help="the plan the simulated therapist follows")
-    p.add_argument("--loop", action="store_true", help="repeat the plan's pressing forever")
-    p.set_defaults(handler=commands.sim)
+
+
+def _sim_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("sim", help="simulated devices for developers: serve one by hand, list them")
+    models = commands.sim_keys()
+    ssub = p.add_subparsers(
+        dest="sim_command", required=True, metavar="{list,exec,replay," + ",".join(models) + "}"
+    )
+    ssub.add_parser(
+        "list", help="every simulated model, how it is served, and its fault switches"
+    ).set_defaults(handler=commands.sim_list)
+    x = ssub.add_parser(
+        "exec",
+        help="run your own bleak program against simulated BLE peripherals",
+        usage="devicectl sim exec [--model MODEL[?KEY=VALUE&...]]... [--fault KEY=VALUE]... "
+        "[--profile PROFILE] [--seed N] -- COMMAND [ARG]...",
+    )
+    x.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="MODEL[?KEY=VALUE&...]",
+        help="a simulated peripheral, repeatable (default: one progressor); "
+        "settings after ? are its own fault switches",
+    )
+    x.add_argument(
+        "--fault",
+        type=_fault,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a fault switch for every peripheral (see `devicectl sim list`)",
+    )
+    x.add_argument(
+        "--profile", default=None, help="holds (the default), holds:N or constant:N (newtons)"
+    )
+    x.add_argument("--seed", type=int, default=0, help="seed of the simulated tremor and drift")
+    x.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARG]...")
+    x.set_defaults(handler=commands.sim_exec)
+    replay = ssub.add_parser("replay", help="serve a recorded serial conversation as a device")
+    replay.add_argument("file", type=Path, help="a capture made with `run --capture FILE`")
+    _where(replay)
+    replay.set_defaults(handler=commands.sim_replay)
+    for key in models:
+        m = ssub.add_parser(key, help=f"serve a simulated {key} on a pty or a TCP port")
+        _where(m)
+        m.add_argument("--plan", default="demo", help="the plan the simulated therapist follows")
+        m.add_argument("--loop", action="store_true", help="repeat the plan's pressing forever")
+        m.add_argument(
+            "--profile",
+            default="plan",
+            help="the force applied: plan (press through --plan, the default) or constant:N",
+        )
+        m.add_argument(
+            "--fault",
+            type=_fault,
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="a fault switch, repeatable (see `devicectl sim list`)",
+        )
+        m.set_defaults(handler=commands.sim, model=key)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -114,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     _plans_parser(sub)
     _records_parsers(sub)
     _sim_parser(sub)
+    inventory_cli.add_parsers(sub)
+    calibrate.add_parser(sub)
     return parser
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ from typing import Any
 
 from devicectl import opener
 from devicectl.builtin import builtin_names, builtin_plan, builtin_text, describe_plan, resolve_plan
+from devicectl.calibrate import calibration_record
 from devicectl.console import dose_table
 from devicectl.errors import DevicectlError, PlanError
 from devicectl.export import export_csv, export_json
@@ -27,7 +29,9 @@ from devicectl.session import EXIT_BAD_INPUT, SessionResult, SessionRunner
 from devicectl.sinks import ConsoleSink, JsonSink
 from devicectl.summary import dose_summary
 from devicectl.timing.types import Command
+from drivers.calibration import CalibrationError, CalibrationStore
 from drivers.force import DeviceInfo
+from drivers.supervisor import DEFAULT_GIVE_UP_S
 
 DEMO_PLAN = "demo"
 DEMO_SENSOR = "mark10@sim"
@@ -47,13 +51,31 @@ KEY_HELP = "keys, then Enter: (Enter) continue  p pause  r resume  n next step  
 def run(args: argparse.Namespace) -> int:
     plan = resolve_plan(args.plan)
     spec = opener.parse_sensor(args.tbar)
-    return asyncio.run(run_session(plan, spec, db=args.db, json_out=args.json, rate_hz=args.rate))
+    options = opener.OpenOptions(
+        rate_hz=args.rate,
+        calibrations=_calibrations(args.calibrations),
+        capture=args.capture,
+        reconnect_for_s=args.reconnect_for or None,
+    )
+    return asyncio.run(run_session(plan, spec, db=args.db, json_out=args.json, options=options))
 
 
 def demo(args: argparse.Namespace) -> int:
     plan = builtin_plan(DEMO_PLAN)
     spec = opener.parse_sensor(DEMO_SENSOR)
-    return asyncio.run(run_session(plan, spec, db=args.db, json_out=args.json, rate_hz=50.0))
+    options = opener.OpenOptions(reconnect_for_s=DEFAULT_GIVE_UP_S)
+    return asyncio.run(run_session(plan, spec, db=args.db, json_out=args.json, options=options))
+
+
+def _calibrations(path: Path | None) -> CalibrationStore:
+    """The calibrations store, read now: a corrupt file is bad input (exit 2) before anything
+    is opened, not a device failure mid-connect."""
+    store = CalibrationStore(path)
+    try:
+        store.all()
+    except CalibrationError as exc:
+        raise DevicectlError(str(exc)) from exc
+    return store
 
 
 def plan_text(plan: Plan) -> str:
@@ -69,27 +91,47 @@ def plan_text(plan: Plan) -> str:
 def device_line(info: DeviceInfo) -> str:
     label = " (SIMULATED)" if info.simulated else ""
     ident = " ".join(
-        x for x in (info.model, info.serial, info.firmware and f"fw {info.firmware}") if x
+        x
+        for x in (
+            info.model,
+            info.serial,
+            info.firmware and f"fw {info.firmware}",
+            info.battery and f"battery {info.battery}",
+        )
+        if x
     )
     return f"T-bar: {ident} on {info.address}{label}"
 
 
 async def run_session(
-    plan: Plan, spec: opener.SensorSpec, *, db: Path | None, json_out: bool, rate_hz: float
+    plan: Plan,
+    spec: opener.SensorSpec,
+    *,
+    db: Path | None,
+    json_out: bool,
+    options: opener.OpenOptions,
 ) -> int:
     records = Records.open(db)
     sink: ConsoleSink | JsonSink = JsonSink() if json_out else ConsoleSink(plan)
     for session_id in records.recovered:
         sink.message(f"session {session_id} was left running by a crash: marked interrupted")
+    options = dataclasses.replace(
+        options, on_capture_error=lambda exc: sink.message(f"capture stopped: {exc}")
+    )
     try:
-        async with opener.open_force_sensor(spec, plan=plan, rate_hz=rate_hz) as sensor:
+        async with opener.open_force_sensor(spec, plan=plan, options=options) as sensor:
             info = await sensor.connect()
             sink.message(device_line(info))
+            if sensor.calibration is not None:
+                cal = sensor.calibration
+                sink.message(
+                    f"calibration {cal.id} of {cal.created_at} applied (scale {cal.scale:.4f})"
+                )
             writer = records.begin(
                 plan_name=plan.name,
                 plan_source=plan.source,
                 plan_text=plan_text(plan),
-                devices=[_device_record(spec.text, info)],
+                devices=[_device_record(spec.text, info, calibration_record(sensor.calibration))],
             )
             runner = SessionRunner(plan, sensor, writer, sink)
             sink.message(f"plan: {plan.name} ({len(plan.steps)} steps); {KEY_HELP}")
@@ -102,7 +144,7 @@ async def run_session(
     return result.exit_code
 
 
-def _device_record(address: str, info: DeviceInfo) -> DeviceRecord:
+def _device_record(address: str, info: DeviceInfo, calibration: str) -> DeviceRecord:
     return DeviceRecord(
         role="tbar",
         address=address,
@@ -110,6 +152,7 @@ def _device_record(address: str, info: DeviceInfo) -> DeviceRecord:
         serial=info.serial,
         firmware=info.firmware,
         simulated=info.simulated,
+        calibration=calibration,
     )
 
 
@@ -258,7 +301,13 @@ def _summary_dict(s: SessionSummary) -> dict[str, Any]:
         "holds": s.holds,
         "samples": s.samples,
         "devices": [
-            {"role": d.role, "address": d.address, "model": d.model, "simulated": d.simulated}
+            {
+                "role": d.role,
+                "address": d.address,
+                "model": d.model,
+                "simulated": d.simulated,
+                "calibration": d.calibration_data,
+            }
             for d in s.devices
         ],
     }
@@ -308,6 +357,44 @@ def export(args: argparse.Namespace) -> int:
 # -- simulators --------------------------------------------------------------------------------
 
 
+def sim_keys() -> list[str]:
+    """The models with a simulator (``devicectl sim MODEL`` serves the serial ones; for a BLE
+    one it says how to use it instead)."""
+    return [entry.key for entry, _ in opener.sim_models()]
+
+
+def sim_list(args: argparse.Namespace) -> int:
+    for entry, kind in opener.sim_models():
+        if kind == "serial":
+            how = f"devicectl sim {entry.key} [--pty | --tcp PORT], or {entry.key}@sim"
+        else:
+            how = f"{entry.key}@sim in a session (a simulated Bluetooth peripheral)"
+        print(f"{entry.key:12} {entry.name}")
+        print(f"{'':12} served: {how}")
+        switches = opener.fault_switches(kind)
+        print(f"{'':12} faults: " + ", ".join(f"{s.name} ({s.help})" for s in switches))
+    return 0
+
+
+def sim_exec(args: argparse.Namespace) -> int:
+    argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    return opener.sim_exec(args.model, dict(args.fault), args.profile, args.seed, argv)
+
+
+def sim_replay(args: argparse.Namespace) -> int:
+    return asyncio.run(opener.serve_replay(args.file, tcp_port=args.tcp))
+
+
 def sim(args: argparse.Namespace) -> int:
     plan = resolve_plan(args.plan)
-    return asyncio.run(opener.serve_simulator(args.model, plan, tcp_port=args.tcp, loop=args.loop))
+    faults = dict(args.fault)
+    return asyncio.run(
+        opener.serve_simulator(
+            args.model,
+            plan,
+            tcp_port=args.tcp,
+            loop=args.loop,
+            profile=args.profile,
+            faults=faults,
+        )
+    )

@@ -70,6 +70,8 @@ def status_line(status: Status, unit: ForceUnit) -> str:
         parts.append(f"hold [{bar}] {status.in_band_s:4.1f}/{status.hold_s:.0f} s")
     if status.countdown_s is not None:
         parts.append(f"{status.countdown_s:4.1f} s left")
+    if status.link:
+        parts.append(f"T-bar {status.link.upper()}")
     if status.frozen:
         parts.append("NO DATA: timer frozen")
     return " | ".join(p for p in parts if p)

@@ -7,6 +7,7 @@ SIGTERM, device failure, an exception) stops every actuator before the session i
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from devicectl.plan import Plan
 from devicectl.records import SessionWriter
 from devicectl.summary import dose_summary
 from devicectl.timing.core import TimingCore
+from devicectl.timing.sensor import TBAR
 from devicectl.timing.types import (
     Actuator,
     ActuatorCommand,
@@ -37,6 +39,7 @@ from devicectl.timing.types import (
 )
 from drivers.errors import DeviceError
 from drivers.force import ForceSensor
+from drivers.supervisor import LinkState
 
 # The core is ticked this often with no sample, so countdowns and the stale-data rule run on time.
 # 20 Hz keeps countdowns within 50 ms, far below what a person notices, at negligible cost.
@@ -99,6 +102,8 @@ class SessionRunner:
         self._side_tasks: set[asyncio.Task[None]] = set()
         self._closing = False
         self._told_no_keyboard = False
+        # The T-bar's link as the sensor last told it (a bare driver never tells).
+        self._link = LinkState.CONNECTED
         # Set when nobody can press a key (stdin closed): untimed pauses are confirmed at once.
         self.auto_confirm = False
 
@@ -145,6 +150,33 @@ class SessionRunner:
         self.writer.event(self._elapsed(self.clock()), "tare", "sensor zeroed")
         self.sink.message("sensor zeroed")
 
+    def link_changed(self, state: str, message: str) -> None:
+        """The sensor's supervisor reports its link (``ForceSensor.watch_link``).
+
+        Down: the core freezes the hold timer (LINK_LOST) and the status line says
+        "reconnecting"; back: the same hold resumes (LINK_RESTORED). Given up: recorded as an
+        alarm; the samples then end with DeviceDisconnected, which ends the session as
+        interrupted (exit 1) as any device failure does.
+        """
+        if self._closing:  # the session is being closed: nothing may be written to it now
+            return
+        now = self.clock()
+        elapsed = self._elapsed(now)
+        was = self._link
+        self._link = LinkState(state)
+        if self._link is LinkState.RECONNECTING:
+            self.writer.event(elapsed, "link.reconnecting", message, severity="warning")
+            self.sink.message(f"T-bar link lost ({message}): reconnecting")
+            event = DeviceEvent(DeviceEventKind.LINK_LOST, TBAR, "link lost, reconnecting")
+            self._handle(self.core.device_event(now, event), now)
+        elif self._link is LinkState.CONNECTED and was is not LinkState.CONNECTED:
+            self.writer.event(elapsed, "link.restored", message)
+            self.sink.message(f"T-bar reconnected: {message}")
+            event = DeviceEvent(DeviceEventKind.LINK_RESTORED, TBAR)
+            self._handle(self.core.device_event(now, event), now)
+        elif self._link is LinkState.LOST:
+            self.writer.event(elapsed, "link.lost", message, severity="alarm")
+
     def keep(self, task: asyncio.Task[None]) -> None:
         """Hold a reference to a side task (a tare) until it ends; cancelled when the run ends."""
         if self._closing:  # too late: the session is closing and must not be written to
@@ -163,6 +195,7 @@ class SessionRunner:
                 a: ActuatorChannel(a.value, port, self._actuator_done)
                 for a, port in self.actuators.items()
             }
+            self.sensor.watch_link(self.link_changed)
             self._t0 = self.clock()
             self._handle(self.core.start(self._t0), self._t0)
             pump = asyncio.create_task(self._pump(), name="session-samples")
@@ -221,12 +254,18 @@ class SessionRunner:
             self._handle(self.core.tick(now), now)
             status = self.core.status(now)
             self._confirm_without_keyboard(status)
-            self.sink.status(status)
+            self.sink.status(self._with_link(status))
             if self.writer.flush_due(self._elapsed(now)):
                 self.writer.flush()
             # Deadlines, not sleep(tick): a fixed sleep drifts (see docs on paced producers).
             next_at = max(next_at + self.tick_s, now)
             await asyncio.sleep(next_at - now)
+
+    def _with_link(self, status: Status) -> Status:
+        """The core's status, with the T-bar's link state when it is not plainly connected."""
+        if self._link is LinkState.CONNECTED:
+            return status
+        return dataclasses.replace(status, link=self._link.value)
 
     def _confirm_without_keyboard(self, status: Status) -> None:
         """With no keyboard, an untimed pause is confirmed at once; a paused session cannot be

@@ -19,12 +19,19 @@ Modules: :mod:`.schema` (tables, version, hold columns), :mod:`.db` (connection,
 
 from devicectl.records.db import BUSY_TIMEOUT_S
 from devicectl.records.reads import DeviceRecord, SessionSummary
-from devicectl.records.schema import FINAL_STATUSES, HOLD_FIELDS, SCHEMA_VERSION, STATUSES
+from devicectl.records.schema import (
+    DEVICE_FIELDS,
+    FINAL_STATUSES,
+    HOLD_FIELDS,
+    SCHEMA_VERSION,
+    STATUSES,
+)
 from devicectl.records.store import Records, default_db_path
 from devicectl.records.writer import SessionWriter
 
 __all__ = [
     "BUSY_TIMEOUT_S",
+    "DEVICE_FIELDS",
     "FINAL_STATUSES",
     "HOLD_FIELDS",
     "SCHEMA_VERSION",

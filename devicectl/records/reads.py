@@ -12,7 +12,7 @@ from typing import Any
 from devicectl.errors import RecordsError
 from devicectl.records.db import guard
 from devicectl.records.jsonio import loads
-from devicectl.records.schema import HOLD_BOOLS, HOLD_DEFAULTS, HOLD_FIELDS
+from devicectl.records.schema import DEVICE_FIELDS, HOLD_BOOLS, HOLD_DEFAULTS, HOLD_FIELDS
 
 _SUMMARY_SQL = (
     "SELECT id, plan_name, plan_source, status, started_at, ended_at, n_holds, n_samples, summary"
@@ -30,6 +30,14 @@ class DeviceRecord:
     serial: str = ""
     firmware: str = ""
     simulated: bool = False
+    # The calibration applied to its readings: compact JSON (see docs/records.md), "" for none.
+    calibration: str = ""
+
+    @property
+    def calibration_data(self) -> dict[str, Any] | None:
+        """:attr:`calibration` as a JSON object, or None for none."""
+        data: dict[str, Any] | None = loads(self.calibration) if self.calibration else None
+        return data
 
 
 @dataclass(frozen=True)
@@ -69,14 +77,16 @@ class RecordsReader:
             return _summary(row, self._devices(session_id).get(session_id, ()))
 
     def _devices(self, session_id: int | None) -> dict[int, tuple[DeviceRecord, ...]]:
-        sql = "SELECT session_id, role, address, model, serial, firmware, simulated FROM devices"
+        sql = f"SELECT session_id, {', '.join(DEVICE_FIELDS)} FROM devices"
         args: tuple[int, ...] = ()
         if session_id is not None:
             sql, args = sql + " WHERE session_id = ?", (session_id,)
         grouped: dict[int, list[DeviceRecord]] = {}
         for sid, *rest in self._conn.execute(sql + " ORDER BY session_id, position", args):
-            role, address, model, serial, firmware, simulated = rest
-            device = DeviceRecord(role, address, model, serial, firmware, bool(simulated))
+            role, address, model, serial, firmware, simulated, calibration = rest
+            device = DeviceRecord(
+                role, address, model, serial, firmware, bool(simulated), calibration
+            )
             grouped.setdefault(sid, []).append(device)
         return {sid: tuple(devices) for sid, devices in grouped.items()}
 

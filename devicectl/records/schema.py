@@ -27,6 +27,20 @@ INSERT_HOLD = (
     f"INSERT INTO holds (session_id, {', '.join(HOLD_FIELDS)}) VALUES (?{', ?' * len(HOLD_FIELDS)})"
 )
 
+# Columns added to the devices table after schema 1, with their definitions: added on open when
+# missing (an additive change needs no schema version), older rows read back as the default.
+_DEVICE_COLUMNS = {
+    "calibration": "TEXT NOT NULL DEFAULT ''",  # JSON of the calibration applied, '' for none
+}
+DEVICE_FIELDS = (
+    "role", "address", "model", "serial", "firmware", "simulated", *_DEVICE_COLUMNS,
+)  # fmt: skip
+# Named columns: an added column sits after the original ones whatever the table's age.
+INSERT_DEVICE = (
+    f"INSERT INTO devices (session_id, position, {', '.join(DEVICE_FIELDS)})"
+    f" VALUES (?, ?{', ?' * len(DEVICE_FIELDS)})"
+)
+
 _SCHEMA = """
 CREATE TABLE sessions (
     id INTEGER PRIMARY KEY,
@@ -52,6 +66,7 @@ CREATE TABLE devices (
     serial TEXT NOT NULL,
     firmware TEXT NOT NULL,
     simulated INTEGER NOT NULL,
+    -- later columns: see _DEVICE_COLUMNS
     PRIMARY KEY (session_id, position)
 );
 CREATE TABLE phases (
@@ -79,7 +94,8 @@ CREATE INDEX samples_by_session ON samples (session_id);
 
 
 def ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
-    """Creates the tables in a new database, refuses a newer or foreign one, adds hold columns."""
+    """Creates the tables in a new database, refuses a newer or foreign one, adds missing
+    hold and device columns."""
     with transaction(conn):
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
@@ -90,6 +106,7 @@ def ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
         if version == 0:
             _create_schema(conn, path)
         _add_hold_columns(conn)
+        _add_device_columns(conn)
 
 
 def _create_schema(conn: sqlite3.Connection, path: Path) -> None:
@@ -107,6 +124,13 @@ def _add_hold_columns(conn: sqlite3.Connection) -> None:
     for f in _HOLD_FIELDS:
         if f.name not in present:
             conn.execute(f"ALTER TABLE holds ADD COLUMN {f.name} {_sql_type(f.type)}")
+
+
+def _add_device_columns(conn: sqlite3.Connection) -> None:
+    present = {row[1] for row in conn.execute("PRAGMA table_info(devices)")}
+    for name, definition in _DEVICE_COLUMNS.items():
+        if name not in present:
+            conn.execute(f"ALTER TABLE devices ADD COLUMN {name} {definition}")
 
 
 def _sql_type(annotation: object) -> str:

@@ -15,7 +15,7 @@ from devicectl.records.db import configure, connect, guard, transaction
 from devicectl.records.locks import SessionLock, lock_path
 from devicectl.records.reads import DeviceRecord, RecordsReader
 from devicectl.records.recovery import recover
-from devicectl.records.schema import INSERT_HOLD, ensure_schema, iso
+from devicectl.records.schema import INSERT_DEVICE, INSERT_HOLD, ensure_schema, iso
 from devicectl.records.writer import Batch, SessionWriter
 
 
@@ -89,10 +89,10 @@ class Records(RecordsReader):
                 )
                 session_id = _rowid(cur)
                 c.executemany(
-                    "INSERT INTO devices VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    INSERT_DEVICE,
                     [
                         (session_id, i, d.role, d.address, d.model, d.serial, d.firmware,
-                         d.simulated)
+                         d.simulated, d.calibration)
                         for i, d in enumerate(devices)
                     ],
                 )  # fmt: skip

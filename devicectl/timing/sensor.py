@@ -47,6 +47,9 @@ def data_resumed(ctx: Ctx, index: int) -> None:
 
 
 def link_lost(ctx: Ctx, index: int, why: str) -> None:
+    # The interval since the last sample was not measured to its end: it counts for nothing,
+    # even if the link is back within stale_s (as an interval across a pause counts nothing).
+    ctx.track.void = True
     if not ctx.track.link_lost:
         ctx.track.link_lost = True
         message = f"T-bar: {why or 'link lost'}: hold timer frozen"

@@ -183,3 +183,6 @@ class Status:
     countdown_s: float | None  # rest left, pause left, actuator step left
     frozen: bool  # stale data: the hold timer is not counting
     elapsed_s: float
+    # The T-bar's link when it is not plainly connected ("reconnecting", "lost"). The core does
+    # not know about reconnection; the session runner sets it for status lines.
+    link: str = ""

@@ -23,6 +23,33 @@ class Done:
         return [json.loads(line) for line in self.stdout.splitlines() if line.startswith("{")]
 
 
+# Short holds so a whole session over a pty takes seconds, not the demo's minute.
+FAST_PLAN = """
+name = "fast"
+units = "N"
+[[steps]]
+type = "pause"
+duration_s = 1
+note = "get ready"
+[[steps]]
+type = "hold"
+site = "calf L"
+target = [20, 40]
+hold_s = 1.5
+rest_s = 1
+repeat = 2
+ceiling = 80
+[[steps]]
+type = "hold"
+site = "calf R"
+target = [20, 40]
+hold_s = 1.5
+rest_s = 1
+repeat = 1
+ceiling = 80
+"""
+
+
 def env() -> dict[str, str]:
     e = dict(os.environ)
     e["PYTHONUNBUFFERED"] = "1"

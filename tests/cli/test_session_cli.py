@@ -16,33 +16,7 @@ from protocols.mark10 import Mark10Unit
 from simulators.force_model import TherapistModel
 from simulators.mark10 import Mark10Device
 from simulators.serve import PtyServer, TcpServer
-from tests.cli.helpers import devicectl, read_json_until, spawn
-
-# Short holds so a whole session over a pty takes seconds, not the demo's minute.
-FAST_PLAN = """
-name = "fast"
-units = "N"
-[[steps]]
-type = "pause"
-duration_s = 1
-note = "get ready"
-[[steps]]
-type = "hold"
-site = "calf L"
-target = [20, 40]
-hold_s = 1.5
-rest_s = 1
-repeat = 2
-ceiling = 80
-[[steps]]
-type = "hold"
-site = "calf R"
-target = [20, 40]
-hold_s = 1.5
-rest_s = 1
-repeat = 1
-ceiling = 80
-"""
+from tests.cli.helpers import FAST_PLAN, devicectl, read_json_until, spawn
 
 
 def _is_phase(phase: str) -> object:
@@ -102,6 +76,7 @@ async def test_whole_session_over_a_real_pty_is_completed_and_recorded(tmp_path:
     )
     assert csvs.code == 0
     assert sorted(p.name for p in out_dir.iterdir()) == [
+        f"session-{session.id}-devices.csv",
         f"session-{session.id}-events.csv",
         f"session-{session.id}-holds.csv",
         f"session-{session.id}-samples.csv",

@@ -86,6 +86,7 @@ def test_export_csv_files_parse_back(records: Records, session_id: int, tmp_path
         f"session-{session_id}-samples.csv",
         f"session-{session_id}-holds.csv",
         f"session-{session_id}-events.csv",
+        f"session-{session_id}-devices.csv",
     ]
     samples = read_csv(paths[0])
     assert [(float(r["t_s"]), r["device"], float(r["force_n"])) for r in samples] == [
@@ -115,6 +116,7 @@ def test_an_empty_session_exports_headers_only(records: Records, tmp_path: Path)
         ["t_s,device,force_n"],
         [",".join((*HOLD_FIELDS, "wall_s"))],
         ["t_s,kind,severity,message,data"],
+        ["role,address,model,serial,firmware,simulated,calibration"],
     ]
     assert export_json(records, w.session_id)["samples"] == []
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import json
 import os
 import select
 import signal
@@ -20,7 +22,15 @@ import pytest
 from devicectl import records as records_module
 from devicectl.dose import HoldDose
 from devicectl.errors import RecordsError
-from devicectl.records import HOLD_FIELDS, DeviceRecord, Records, SessionWriter, default_db_path
+from devicectl.export import export_csv, export_json
+from devicectl.records import (
+    DEVICE_FIELDS,
+    HOLD_FIELDS,
+    DeviceRecord,
+    Records,
+    SessionWriter,
+    default_db_path,
+)
 from devicectl.records import store as records_store
 from devicectl.timing.types import Phase, SessionState, Severity
 
@@ -124,6 +134,73 @@ def test_hold_columns_follow_holddose_and_missing_ones_are_added(db: Path) -> No
     expected = None if field.default is dataclasses.MISSING else field.default
     assert hold[newest] == expected
     assert hold2[newest] == getattr(make_dose(), newest)
+
+
+CALIBRATION = '{"id":"0123456789ab","device_id":"Mark-10 Series 5#S123","scale":1.02}'
+
+
+def device_columns(db: Path) -> list[str]:
+    other = sqlite3.connect(db)
+    try:
+        return [row[1] for row in other.execute("PRAGMA table_info(devices)")]
+    finally:
+        other.close()
+
+
+def test_device_columns_follow_devicerecord() -> None:
+    assert tuple(f.name for f in dataclasses.fields(DeviceRecord)) == DEVICE_FIELDS
+
+
+def test_the_calibration_a_session_used_round_trips(records: Records) -> None:
+    calibrated = dataclasses.replace(TBAR, calibration=CALIBRATION)
+    w = records.begin(
+        plan_name="p", plan_source="s", plan_text="", devices=[calibrated, TBAR], started_at=T0
+    )
+    w.finish("completed")
+    assert records.session(w.session_id).devices == (calibrated, TBAR)
+    [listed] = records.sessions()
+    assert [d.calibration for d in listed.devices] == [CALIBRATION, ""]
+    assert listed.devices[0].calibration_data == json.loads(CALIBRATION)
+    assert listed.devices[1].calibration_data is None
+
+
+def test_an_old_database_without_the_calibration_column_gets_it(db: Path) -> None:
+    with Records.open(db) as r:
+        old = begin(r)
+        old.finish("completed")
+    other = sqlite3.connect(db)
+    other.execute("ALTER TABLE devices DROP COLUMN calibration")  # a file from before the column
+    other.close()
+    assert "calibration" not in device_columns(db)
+
+    with Records.open(db) as r:
+        assert device_columns(db)[-1] == "calibration"
+        assert r.session(old.session_id).devices == (TBAR,)  # old rows read back as ""
+        calibrated = dataclasses.replace(TBAR, calibration=CALIBRATION)
+        new = r.begin(plan_name="p", plan_source="s", plan_text="", devices=[calibrated])
+        new.finish("completed")
+        assert r.session(new.session_id).devices == (calibrated,)
+    with sqlite3.connect(db) as other:
+        assert other.execute("PRAGMA user_version").fetchone()[0] == records_module.SCHEMA_VERSION
+    other.close()
+
+
+def test_both_exports_carry_the_calibration(records: Records, tmp_path: Path) -> None:
+    calibrated = dataclasses.replace(TBAR, calibration=CALIBRATION)
+    w = records.begin(plan_name="p", plan_source="s", plan_text="", devices=[calibrated, TBAR])
+    w.finish("completed")
+
+    devices = export_json(records, w.session_id)["session"]["devices"]
+    assert [d["calibration"] for d in devices] == [json.loads(CALIBRATION), None]
+    assert set(devices[0]) == set(DEVICE_FIELDS)
+
+    paths = export_csv(records, w.session_id, tmp_path)
+    assert paths[-1].name == f"session-{w.session_id}-devices.csv"
+    with paths[-1].open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == list(DEVICE_FIELDS)
+    assert [r["calibration"] for r in rows] == [CALIBRATION, ""]
+    assert [r["simulated"] for r in rows] == ["true", "true"]
 
 
 # -- writing and reading back ---------------------------------------------------------------

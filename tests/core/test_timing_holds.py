@@ -312,6 +312,21 @@ def test_stale_before_any_sample_is_measured_from_step_start() -> None:
     assert [a.t for a in run.alerts(AlertKind.STALE_DATA)] == [A(101.5)]
 
 
+def test_a_short_outage_adds_no_unmeasured_time_to_the_hold() -> None:
+    # A link back within stale_s of the last sample: the interval across the outage was never
+    # measured, so it counts for nothing (as one across a pause does).
+    run = Run.started(make_plan(hold_step()))
+    trace = presses((1.0, 40.0))
+    run.feed(trace, until=10.0)
+    before = run.core.status(10.0).in_band_s
+    run.event(10.3, DeviceEventKind.LINK_LOST, "tbar", "dropped")
+    run.event(10.6, DeviceEventKind.LINK_RESTORED, "tbar")
+    run.sample(10.7, 30.0)  # the first sample after the outage
+    assert run.core.status(10.7).in_band_s == A(before)
+    run.sample(10.72, 30.0)
+    assert run.core.status(10.72).in_band_s == A(before + 0.02)
+
+
 def test_link_lost_freezes_like_stale_data() -> None:
     run = Run.started(make_plan(hold_step()))
     trace = presses((1.0, 40.0))
