@@ -299,6 +299,8 @@ def calibrate_command(args: argparse.Namespace) -> int:
     known_n = parse_known(args.known)
     spec = opener.parse_sensor(args.address)
     store = CalibrationStore(args.calibrations)
+    if sys.stdin is None or sys.stdin.closed:
+        raise DevicectlError("calibrating needs a keyboard: standard input is closed")
     try:
         store.all()  # a corrupt file fails now, not after the user has done the work
         fd = sys.stdin.fileno()

@@ -139,9 +139,22 @@ def _fault(text: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
+def _port(text: str) -> int:
+    """``--tcp``: a TCP port, 0 (any free one) to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port: use 0 (any free port) to 65535")
+    return value
+
+
 def _where(p: argparse.ArgumentParser) -> None:
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--tcp", type=int, metavar="PORT", help="serve on 127.0.0.1:PORT")
+    where.add_argument(
+        "--tcp", type=_port, metavar="PORT", help="serve on 127.0.0.1:PORT (0: any free port)"
+    )
     where.add_argument("--pty", action="store_true", help="serve on a pty pair (the default)")
 
 
@@ -194,7 +207,8 @@ def _sim_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         m.add_argument(
             "--profile",
             default="plan",
-            help="the force applied: plan (press through --plan, the default) or constant:N",
+            help="the force applied: plan (press through --plan, the default), holds[:N] "
+            "(press and hold N newtons, in a loop) or constant:N",
         )
         m.add_argument(
             "--fault",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import signal
 import tempfile
 import time
@@ -41,7 +40,7 @@ from protocols.mark10 import Mark10Unit
 from simulators import catalog
 from simulators import exec as simexec
 from simulators.ble_backend import SimRegistry, progressor_peripheral
-from simulators.force_model import Segment, TherapistModel, constant, hold_segments
+from simulators.force_model import Segment, TherapistModel, hold_segments
 from simulators.mark10 import Mark10Faults
 from simulators.progressor import ProgressorDevice, ProgressorFaults
 from simulators.replay import ReplayDevice
@@ -182,6 +181,7 @@ async def open_force_sensor(
         log = _capture_log(spec, options)
         if log is not None:
             stack.callback(log.close)
+        factory: Callable[[], ForceSensor]
         if spec.model.protocol_module in _BLE_DRIVERS:
             factory = _ble_factory(spec, plan, log)
         else:
@@ -274,22 +274,33 @@ async def _serve_serial_sim(spec: SensorSpec, plan: Plan, stack: contextlib.Asyn
     return server.link_path or server.path
 
 
-def _ble_factory(spec: SensorSpec, plan: Plan, log: CaptureLog | None) -> Callable[[], ForceSensor]:
-    """A maker of fresh, unconnected Progressor drivers (one per connection)."""
-    if not spec.simulated:
-        address = spec.address.target or None
-        return lambda: Progressor(address=address, label=spec.text, capture=log)
-    faults = sim_faults(spec.address, spec.model)
-    assert isinstance(faults, ProgressorFaults)
-    registry = _ble_registry(TherapistModel(plan_segments(plan)), faults)
-    client, scanner = registry.backends()
-    return lambda: Progressor(
-        label=spec.text,
-        simulated=True,
-        client_backend=client,
-        scanner_backend=scanner,
-        capture=log,
-    )
+def _ble_factory(spec: SensorSpec, plan: Plan, log: CaptureLog | None) -> Callable[[], Progressor]:
+    """A maker of fresh, unconnected Progressor drivers (one per connection). The address the
+    first connection found is pinned: a reconnection scanning by name again could find another
+    Progressor first."""
+    backends: tuple[type[Any] | None, type[Any] | None] = (None, None)
+    if spec.simulated:
+        faults = sim_faults(spec.address, spec.model)
+        assert isinstance(faults, ProgressorFaults)
+        backends = _ble_registry(TherapistModel(plan_segments(plan)), faults).backends()
+    pinned = spec.address.target or None
+    last: Progressor | None = None
+
+    def factory() -> Progressor:
+        nonlocal pinned, last
+        if pinned is None and last is not None and last.info is not None:
+            pinned = last.info.address
+        last = Progressor(
+            address=pinned,
+            label=spec.text,
+            simulated=spec.simulated,
+            client_backend=backends[0],
+            scanner_backend=backends[1],
+            capture=log,
+        )
+        return last
+
+    return factory
 
 
 def sim_models() -> list[tuple[ModelEntry, str]]:
@@ -308,18 +319,12 @@ def fault_switches(kind: str) -> tuple[catalog.FaultSwitch, ...]:
 
 
 def sim_therapist(plan: Plan, profile: str, *, loop: bool) -> TherapistModel:
-    """The simulated therapist: ``plan`` (press through the plan) or ``constant:N``."""
-    if profile == "plan":
-        return TherapistModel(plan_segments(plan), loop=loop)
-    kind, _, value = profile.partition(":")
-    if kind == "constant":
-        try:
-            force_n = float(value)
-        except ValueError:
-            force_n = math.nan
-        if math.isfinite(force_n):
-            return constant(force_n)
-    raise AddressError(f"unknown simulator profile {profile!r}; use plan or constant:N (newtons)")
+    """The simulated therapist: ``plan`` (press through the plan), ``holds[:N]`` or
+    ``constant:N``."""
+    try:
+        return catalog.therapist(profile, plan=plan_segments(plan), loop=loop)
+    except ValueError as exc:
+        raise AddressError(str(exc)) from exc
 
 
 async def serve_simulator(

@@ -145,15 +145,9 @@ def _checked(name: str, annotation: object, value: object) -> object:
 
 
 def device_identity(info: DeviceInfo) -> str:
-    """The key a calibration is stored under: ``"<model>#<serial>"``, else ``"<model>@<address>"``.
-
-    The serial number follows the gauge to any port or computer. Without one, the address is the
-    identity: a BLE address is stable, but a serial port path (``/dev/ttyUSB0``) is the weakest
-    identity there is: another gauge plugged into the same port inherits the calibration.
-    """
-    if info.serial:
-        return f"{info.model}#{info.serial}"
-    return f"{info.model}@{info.address}"
+    """The key a calibration is stored under: :attr:`DeviceInfo.identity
+    <drivers.force.DeviceInfo.identity>` (``"<model>#<serial>"``, else ``"<model>@<address>"``)."""
+    return info.identity
 
 
 def two_point(
@@ -183,7 +177,7 @@ def two_point(
     if rise_n < MIN_RISE_FRACTION * known_n:
         raise CalibrationError(
             f"the reading rose by only {rise_n:.2f} N with the weight on (expected about "
-            f"{known_n:.2f} N): did you hang the weight?"
+            f"{known_n:.2f} N): did you put the weight on the tip?"
         )
     scale = known_n / rise_n
     if not MIN_SCALE <= scale <= MAX_SCALE:

@@ -27,6 +27,14 @@ class DeviceInfo:
     battery: str = ""
     simulated: bool = False
 
+    @property
+    def identity(self) -> str:
+        """Which device this is: ``"<model>#<serial>"`` when it reports a serial number, else
+        ``"<model>@<address>"``. The serial number follows the gauge to any port; a BLE address
+        is stable; a serial port path is the weakest identity (another gauge plugged into the
+        same port has the same one)."""
+        return f"{self.model}#{self.serial}" if self.serial else f"{self.model}@{self.address}"
+
 
 @dataclass(frozen=True)
 class LinkStats:

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 from drivers.line_gauge import Ack, DeviceReport, LineGauge
-from drivers.transport.base import Transport
 from protocols.imada import Reading, ReplyDecoder, encode_request
-from protocols.mark10 import Mark10Unit
 
 __all__ = ["Imada"]
 
@@ -44,29 +39,6 @@ class Imada(LineGauge[Reading]):
         "Imada gauges do not say their unit in a documented way: give the unit the gauge is "
         "set to in the address, e.g. `imada@serial:///dev/ttyUSB0?unit=N`"
     )
-
-    def __init__(
-        self,
-        transport: Transport,
-        *,
-        rate_hz: float = 50.0,
-        invert: bool = False,
-        no_reply_limit_s: float = 2.0,
-        default_unit: Mark10Unit | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        label: str = "imada",
-        simulated: bool = False,
-    ) -> None:
-        super().__init__(
-            transport,
-            rate_hz=rate_hz,
-            invert=invert,
-            no_reply_limit_s=no_reply_limit_s,
-            default_unit=default_unit,
-            clock=clock,
-            label=label,
-            simulated=simulated,
-        )
 
     def _new_decoder(self) -> ReplyDecoder:
         return ReplyDecoder()

@@ -34,6 +34,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from typing import ClassVar, Final, Generic, TypeVar
@@ -47,9 +48,10 @@ from drivers.errors import (
     UnsupportedCommand,
 )
 from drivers.force import DeviceInfo, ForceSample, ForceSensor, LinkStats
-from drivers.gcl_link import GARBAGE, Garbage
 from drivers.gcl_poll import Pacer, PollHealth
+from drivers.line_link import Garbage, LineLink, Timed
 from drivers.sample_stream import SampleStream
+from drivers.tare_queue import TareQueue
 from drivers.transport.base import Transport
 from protocols.lines import LineDecoder
 from protocols.mark10 import Mark10Unit
@@ -108,88 +110,6 @@ class StreamPlan:
     rate_hz: float
     start: tuple[bytes, ...]
     stop: bytes
-
-
-@dataclass(frozen=True)
-class Timed(Generic[R]):
-    """A decoded line (or a garbage line) and the local monotonic time its bytes were read."""
-
-    t: float
-    reply: R | Garbage
-
-
-class LineLink(Generic[R]):
-    """Owns the transport's read side: one reader task turns bytes into timed lines.
-
-    The driver's link task is the only writer. Lines that arrive while nobody waits are kept,
-    not lost, with the time they arrived; a link failure is handed to every later call.
-    """
-
-    def __init__(
-        self, transport: Transport, decoder: LineDecoder[R], clock: Callable[[], float]
-    ) -> None:
-        self._transport = transport
-        self._clock = clock
-        self._decoder = decoder
-        self._lines: asyncio.Queue[Timed[R] | DeviceError] = asyncio.Queue()
-        self._reader: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        """Start reading; the transport must be open."""
-        if self._reader is None:
-            name = f"line-reader {self._transport.name}"
-            self._reader = asyncio.create_task(self._read_forever(), name=name)
-
-    async def send(self, data: bytes) -> None:
-        await self._transport.write(data)
-
-    async def next_line(self) -> Timed[R]:
-        """The next line, waiting as long as it takes (callers bound it). Raises the link's
-        error."""
-        item = await self._lines.get()
-        if isinstance(item, DeviceError):
-            self._lines.put_nowait(item)  # every later call sees the failure too
-            raise item
-        return item
-
-    def drain(self) -> list[Timed[R]]:
-        """Lines that arrived since the last wait. Raises the link's error."""
-        late: list[Timed[R]] = []
-        while not self._lines.empty():
-            item = self._lines.get_nowait()
-            if isinstance(item, DeviceError):
-                self._lines.put_nowait(item)
-                raise item
-            late.append(item)
-        return late
-
-    async def close(self) -> None:
-        """Stop reading. Does not close the transport (its owner does)."""
-        reader, self._reader = self._reader, None
-        if reader is not None:
-            reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
-
-    async def _read_forever(self) -> None:
-        try:
-            while True:
-                self._feed(await self._transport.read())
-        except DeviceError as exc:
-            self._lines.put_nowait(exc)
-        except Exception as exc:  # a transport that breaks the seam's contract
-            failure = DeviceDisconnected(self._transport.name, f"the link failed: {exc!r}")
-            failure.__cause__ = exc
-            self._lines.put_nowait(failure)
-
-    def _feed(self, data: bytes) -> None:
-        t = self._clock()
-        garbage_before = self._decoder.garbage
-        lines = self._decoder.feed(data)
-        for _ in range(self._decoder.garbage - garbage_before):
-            # Where a garbage line fell among the others is lost; before them is close enough.
-            self._lines.put_nowait(Timed(t, GARBAGE))
-        for line in lines:
-            self._lines.put_nowait(Timed(t, line))
 
 
 class LineHealth:
@@ -263,14 +183,17 @@ class LineGauge(ForceSensor, Generic[R]):
         self,
         transport: Transport,
         *,
-        rate_hz: float,
-        invert: bool,
-        no_reply_limit_s: float,
-        default_unit: Mark10Unit | None,
-        clock: Callable[[], float],
-        label: str,
-        simulated: bool,
+        rate_hz: float = 50.0,
+        invert: bool = False,
+        no_reply_limit_s: float = 2.0,
+        default_unit: Mark10Unit | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        label: str | None = None,
+        simulated: bool = False,
     ) -> None:
+        """As :class:`~drivers.mark10.Mark10`'s; ``label`` defaults to the class name in
+        lower case (``imada``)."""
+        label = type(self).__name__.lower() if label is None else label
         self._transport = transport
         self._rate_hz = rate_hz
         self._sign = -1.0 if invert else 1.0
@@ -295,7 +218,7 @@ class LineGauge(ForceSensor, Generic[R]):
         self._link = LineLink(transport, self._new_decoder(), clock)
         # Late-bound: connect() replaces the health.
         self._samples = SampleStream(on_drop=lambda: self._health.dropped())
-        self._tares: asyncio.Queue[asyncio.Future[None]] = asyncio.Queue()
+        self._tares = TareQueue()
         self._runner: asyncio.Task[None] | None = None
         self._info: DeviceInfo | None = None
         self._failure: DeviceError | None = None
@@ -396,9 +319,7 @@ class LineGauge(ForceSensor, Generic[R]):
         runner = self._runner
         if runner is None or runner.done():
             raise self._failure or DeviceDisconnected(self._label, "not connected")
-        done = asyncio.get_running_loop().create_future()
-        self._tares.put_nowait(done)
-        await done
+        await self._tares.wait_for_tare()
 
     async def close(self) -> None:
         if self._closed:
@@ -410,7 +331,7 @@ class LineGauge(ForceSensor, Generic[R]):
             await asyncio.gather(runner, return_exceptions=True)
         await self._quiet_device()
         await self._shut_link()
-        self._fail_tares(DeviceDisconnected(self._label, "closed"))
+        self._tares.fail(DeviceDisconnected(self._label, "closed"))
         self._emit(None)
 
     # ------------------------------------------------------------------ the link task
@@ -450,13 +371,8 @@ class LineGauge(ForceSensor, Generic[R]):
 
     async def _send_tares(self) -> None:
         request = self._tare_request()
-        while not self._tares.empty():
-            done = self._tares.get_nowait()
-            if done.done():
-                continue  # the caller gave up waiting
-            if request is not None:
-                await self._link.send(request)
-            done.set_result(None)
+        if request is not None:
+            await self._tares.send_pending(lambda: self._link.send(request))
 
     async def _poll_once(self) -> None:
         self._take_late()
@@ -523,17 +439,11 @@ class LineGauge(ForceSensor, Generic[R]):
 
     def _fail(self, exc: DeviceError) -> None:
         self._failure = exc
-        self._fail_tares(exc)
+        self._tares.fail(exc)
         self._emit(exc)
 
     def _emit(self, item: ForceSample | DeviceError | None) -> None:
         self._samples.put(item)
-
-    def _fail_tares(self, exc: DeviceError) -> None:
-        while not self._tares.empty():
-            done = self._tares.get_nowait()
-            if not done.done():
-                done.set_exception(exc)
 
     async def _quiet_device(self) -> None:
         """Send the stream's stop command if a stream was begun; a dead link is ignored."""

@@ -11,6 +11,7 @@ from drivers.force import DeviceInfo, ForceSample, ForceSensor, LinkStats
 from drivers.gcl_link import Garbage, GclLink, Timed
 from drivers.gcl_poll import Pacer, PollHealth
 from drivers.sample_stream import SampleStream
+from drivers.tare_queue import TareQueue
 from drivers.transport.base import Transport
 from protocols.mark10 import ErrorReply, Mark10Unit, Reading, Request, TextReply
 
@@ -96,7 +97,7 @@ class Mark10(ForceSensor):
         self._link = GclLink(transport, clock)
         # Late-bound: connect() replaces the PollHealth.
         self._samples = SampleStream(on_drop=lambda: self._health.dropped())
-        self._tares: asyncio.Queue[asyncio.Future[None]] = asyncio.Queue()
+        self._tares = TareQueue()
         self._poller: asyncio.Task[None] | None = None
         self._info: DeviceInfo | None = None
         self._failure: DeviceError | None = None
@@ -139,9 +140,7 @@ class Mark10(ForceSensor):
         poller = self._poller
         if poller is None or poller.done():
             raise self._failure or DeviceDisconnected(self._label, "not connected")
-        done = asyncio.get_running_loop().create_future()
-        self._tares.put_nowait(done)
-        await done
+        await self._tares.wait_for_tare()
 
     async def close(self) -> None:
         if self._closed:
@@ -152,7 +151,7 @@ class Mark10(ForceSensor):
             poller.cancel()
             await asyncio.gather(poller, return_exceptions=True)
         await self._shut_link()
-        self._fail_tares(DeviceDisconnected(self._label, "closed"))
+        self._tares.fail(DeviceDisconnected(self._label, "closed"))
         self._emit(None)
 
     # ------------------------------------------------------------------ connect
@@ -215,16 +214,11 @@ class Mark10(ForceSensor):
 
     def _fail(self, exc: DeviceError) -> None:
         self._failure = exc
-        self._fail_tares(exc)
+        self._tares.fail(exc)
         self._emit(exc)
 
     async def _send_tares(self) -> None:
-        while not self._tares.empty():
-            done = self._tares.get_nowait()
-            if done.done():
-                continue  # the caller gave up waiting
-            await self._link.send(Request.ZERO)
-            done.set_result(None)
+        await self._tares.send_pending(lambda: self._link.request(Request.ZERO))
 
     async def _poll_once(self) -> None:
         self._take_late()
@@ -268,12 +262,6 @@ class Mark10(ForceSensor):
 
     def _emit(self, item: ForceSample | DeviceError | None) -> None:
         self._samples.put(item)
-
-    def _fail_tares(self, exc: DeviceError) -> None:
-        while not self._tares.empty():
-            done = self._tares.get_nowait()
-            if not done.done():
-                done.set_exception(exc)
 
     async def _shut_link(self) -> None:
         await self._link.close()

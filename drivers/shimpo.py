@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 from drivers.line_gauge import ACK, Ack, DeviceReport, LineGauge
-from drivers.transport.base import Transport
-from protocols.mark10 import Mark10Unit
 from protocols.shimpo import Command, Echo, OtherReply, Reply, ReplyDecoder, encode_request
 
 __all__ = ["Shimpo"]
@@ -53,29 +48,6 @@ class Shimpo(LineGauge[Reply]):
         "give the unit the gauge is set to in the address, e.g. "
         "`shimpo@serial:///dev/ttyUSB0?unit=N`"
     )
-
-    def __init__(
-        self,
-        transport: Transport,
-        *,
-        rate_hz: float = 50.0,
-        invert: bool = False,
-        no_reply_limit_s: float = 2.0,
-        default_unit: Mark10Unit | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        label: str = "shimpo",
-        simulated: bool = False,
-    ) -> None:
-        super().__init__(
-            transport,
-            rate_hz=rate_hz,
-            invert=invert,
-            no_reply_limit_s=no_reply_limit_s,
-            default_unit=default_unit,
-            clock=clock,
-            label=label,
-            simulated=simulated,
-        )
 
     def _new_decoder(self) -> ReplyDecoder:
         return ReplyDecoder()

@@ -41,6 +41,7 @@ from enum import StrEnum
 from drivers.errors import (
     DeviceDisconnected,
     DeviceError,
+    DeviceMisconfigured,
     DeviceNotFound,
     DevicePermissionDenied,
     DeviceTimeout,
@@ -50,6 +51,7 @@ from drivers.force import DeviceInfo, ForceSample, ForceSensor, LinkListener, Li
 __all__ = [
     "DEFAULT_GIVE_UP_S",
     "RETRYABLE",
+    "STEADY_S",
     "Backoff",
     "LinkState",
     "SupervisedSensor",
@@ -134,6 +136,20 @@ def _sum_stats(stats: list[LinkStats]) -> LinkStats:
     return LinkStats(**{n: sum(getattr(s, n) for s in stats) for n in names})
 
 
+# A new link must carry samples this long before it counts as restored: a device that drops
+# again at once is one outage, not a string of short ones. Half a second is 25 Mark-10 polls or
+# 40 Progressor samples, and costs at most that much hold time (samples while the link is not
+# restored are not counted).
+STEADY_S = 0.5
+
+
+@dataclass
+class _Outage:
+    lost_at: float
+    attempts: int = 0
+    steady_since: float | None = None  # the new link's first sample time
+
+
 class SupervisedSensor(ForceSensor):
     """A force sensor that reconnects by itself when its link drops mid-session.
 
@@ -168,13 +184,19 @@ class SupervisedSensor(ForceSensor):
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
+        steady_s: float = STEADY_S,
     ) -> None:
+        if not (math.isfinite(steady_s) and steady_s >= 0):
+            raise ValueError(f"steady_s must be a finite number >= 0, not {steady_s!r}")
         if not (math.isfinite(give_up_after_s) and give_up_after_s > 0):
             raise ValueError(
                 f"give_up_after_s must be a finite number > 0, not {give_up_after_s!r}"
             )
         self._factory = factory
         self._label = label
+        self._steady_s = steady_s
+        self._outage: _Outage | None = None  # from a loss until the link is steady again
+        self._identity = ""  # the first device's: a reconnection must find the same one
         self._give_up_s = give_up_after_s
         self._backoff = backoff
         self._clock = clock
@@ -219,6 +241,7 @@ class SupervisedSensor(ForceSensor):
         if self._driver is not None or self._closed:
             raise RuntimeError(f"{self._label}: connect() is called once")
         self._info = await self._attempt()
+        self._identity = self._info.identity
         return self._info
 
     async def samples(self) -> AsyncIterator[ForceSample]:
@@ -228,6 +251,8 @@ class SupervisedSensor(ForceSensor):
             stream = self._driver.samples()
             try:
                 async for sample in stream:
+                    if self._outage is not None:
+                        self._settle(self._outage, sample.t)
                     yield sample
                 return  # the driver's stream ended: it was closed
             except DeviceError as exc:
@@ -263,20 +288,31 @@ class SupervisedSensor(ForceSensor):
     # ------------------------------------------------------------------ reconnecting
 
     async def _reconnect(self, cause: DeviceError) -> bool:
-        """Connect a fresh driver; False if closed meanwhile. Raises when giving up."""
-        lost_at = self._clock()
+        """Connect a fresh driver; False if closed meanwhile. Raises when giving up.
+
+        One outage lasts from the loss until the new link has carried samples for ``steady_s``:
+        a device that connects and drops again at once stays in the same outage (the same
+        give-up clock, the backoff going on), so a flapping link cannot keep a session alive."""
+        outage = self._outage
+        if outage is None:
+            outage = self._outage = _Outage(self._clock())
+            self._tell(LinkState.RECONNECTING, cause.message)
+        outage.steady_since = None
         dead, self._driver = self._driver, None
         if dead is not None:
             await self._retire(dead)
-        self._tell(LinkState.RECONNECTING, cause.message)
         last: DeviceError = cause
-        for attempt in range(_MAX_ATTEMPTS):
-            left = lost_at + self._give_up_s - self._clock()
+        while outage.attempts < _MAX_ATTEMPTS:
+            if outage.attempts and self._clock() - outage.lost_at >= self._give_up_s:
+                break
+            attempt = outage.attempts
+            outage.attempts += 1
+            left = outage.lost_at + self._give_up_s - self._clock()
             await self._pause(min(self._backoff.delay(attempt, self._rng), max(0.0, left)))
             if self._closed:
                 return False
             try:
-                self._info = await self._attempt()
+                info = await self._attempt()
             except asyncio.CancelledError:
                 if self._closed and not _being_cancelled():
                     return False  # close() aborted the attempt
@@ -294,10 +330,37 @@ class SupervisedSensor(ForceSensor):
                 self._tell(LinkState.LOST, "reconnecting failed unexpectedly")
                 raise
             else:
-                return self._restored(lost_at, attempt)
-            if self._clock() - lost_at >= self._give_up_s:
-                break
-        raise self._give_up(lost_at, last)
+                if self._closed:
+                    return False
+                await self._check_same_device(info)
+                self._info = info
+                return True
+        raise self._give_up(outage.lost_at, last)
+
+    async def _check_same_device(self, info: DeviceInfo) -> None:
+        """A reconnection must reach the device the session began with: another gauge on the
+        same port, or another Progressor found first, would carry the first one's calibration
+        and records. Not retried: a person must look."""
+        if info.identity == self._identity:
+            return
+        driver, self._driver = self._driver, None
+        if driver is not None:
+            await self._retire(driver)
+        message = (
+            f"a different device answered after the link dropped ({info.identity}, "
+            f"not {self._identity})"
+        )
+        self._tell(LinkState.LOST, message)
+        raise DeviceMisconfigured(
+            self._label, message, hint="reconnect the original device and start a new session"
+        )
+
+    def _settle(self, outage: _Outage, t: float) -> None:
+        """A sample from the new link: restored once samples have flowed for ``steady_s``."""
+        if outage.steady_since is None:
+            outage.steady_since = t
+        if t - outage.steady_since >= self._steady_s:
+            self._restored(outage)
 
     async def _attempt(self) -> DeviceInfo:
         """Connect a fresh driver, bounded by the driver's own timeouts only. It becomes the
@@ -314,14 +377,12 @@ class SupervisedSensor(ForceSensor):
         finally:
             self._connecting = None
 
-    def _restored(self, lost_at: float, attempt: int) -> bool:
-        if self._closed:
-            return False
+    def _restored(self, outage: _Outage) -> None:
+        self._outage = None
         self._reconnects += 1
-        after = self._clock() - lost_at
-        tries = "1 attempt" if attempt == 0 else f"{attempt + 1} attempts"
+        after = self._clock() - outage.lost_at
+        tries = "1 attempt" if outage.attempts == 1 else f"{outage.attempts} attempts"
         self._tell(LinkState.CONNECTED, f"restored after {after:.1f} s ({tries})")
-        return True
 
     def _give_up(self, lost_at: float, last: DeviceError) -> DeviceDisconnected:
         after = self._clock() - lost_at

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 from drivers.line_gauge import Ack, DeviceReport, LineGauge, StreamPlan
-from drivers.transport.base import Transport
-from protocols.mark10 import Mark10Unit
 from protocols.wagner import (
     RATES_HZ,
     Overload,
@@ -78,29 +73,6 @@ class Wagner(LineGauge[Reply]):
         "the gauge prints a unit the driver does not recognise: give the unit the gauge is set "
         "to in the address, e.g. `wagner@serial:///dev/ttyUSB0?unit=lbF`"
     )
-
-    def __init__(
-        self,
-        transport: Transport,
-        *,
-        rate_hz: float = 50.0,
-        invert: bool = False,
-        no_reply_limit_s: float = 2.0,
-        default_unit: Mark10Unit | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        label: str = "wagner",
-        simulated: bool = False,
-    ) -> None:
-        super().__init__(
-            transport,
-            rate_hz=rate_hz,
-            invert=invert,
-            no_reply_limit_s=no_reply_limit_s,
-            default_unit=default_unit,
-            clock=clock,
-            label=label,
-            simulated=simulated,
-        )
 
     def _new_decoder(self) -> ReplyDecoder:
         return ReplyDecoder()

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from .force_model import TherapistModel
+from .force_model import Segment, TherapistModel, constant, hold_segments
 from .imada import ImadaDevice
 from .line_device import LineDevice
 from .mark10 import Mark10Device, Mark10Faults
@@ -34,6 +34,7 @@ __all__ = [
     "serial_device",
     "serial_faults",
     "simulated_protocols",
+    "therapist",
 ]
 
 SimKind = Literal["serial", "ble"]
@@ -140,6 +141,43 @@ class SerialSeries:
             )
         self.devices.append(device)
         return device
+
+
+# The "holds" profile: a typical trigger-point hold (30 s at 40 N, then 30 s of rest), looping.
+HOLD_TARGET_N = 40.0
+HOLD_S = 30.0
+REST_S = 30.0
+
+
+def therapist(
+    profile: str, *, plan: Sequence[Segment] | None = None, seed: int = 0, loop: bool = False
+) -> TherapistModel:
+    """The simulated therapist a profile names; ValueError (listing the profiles) otherwise.
+
+    ``plan`` (when a session's plan is at hand: its segments), ``holds`` or ``holds:N`` (press
+    and hold N newtons, 40 by default, in a loop), ``constant:N`` (N newtons for ever)."""
+    kind, colon, value = profile.strip().partition(":")
+    force_n = _number(value) if colon else HOLD_TARGET_N
+    if kind == "plan" and not colon and plan is not None:
+        return TherapistModel(list(plan), seed=seed, loop=loop)
+    if kind == "holds" and force_n > 0:
+        return TherapistModel(hold_segments(force_n, HOLD_S, REST_S, 1), seed=seed, loop=True)
+    if kind == "constant" and colon and math.isfinite(force_n):
+        return constant(force_n)
+    choices = "plan, " if plan is not None else ""
+    raise ValueError(
+        f"unknown simulated therapist profile {profile!r}; use {choices}holds, holds:N "
+        "(hold target in newtons) or constant:N (newtons)"
+    )
+
+
+def _number(text: str) -> float:
+    """A finite number, or NaN, which every check of a profile rejects."""
+    try:
+        value = float(text)
+    except ValueError:
+        return math.nan
+    return value if math.isfinite(value) else math.nan
 
 
 def replug_after_s(params: Mapping[str, str]) -> float | None:

@@ -21,7 +21,6 @@ import importlib
 import importlib.metadata
 import importlib.resources
 import json
-import math
 import os
 import signal
 import subprocess
@@ -41,7 +40,7 @@ from protocols.progressor import ADVERTISED_NAME_PREFIX
 
 from . import catalog
 from .ble_backend import SimRegistry, progressor_peripheral
-from .force_model import TherapistModel, constant, hold_segments
+from .force_model import TherapistModel
 from .progressor import ProgressorDevice, ProgressorFaults
 
 __all__ = [
@@ -93,14 +92,6 @@ _PROGRESSOR_ID = 0x5EED_0001
 # By default the simulated therapist presses and holds, then rests, for ever, so a program
 # sees changing weights.
 DEFAULT_PROFILE = "holds"
-# ``python -m simulators``' hold target.
-_HOLD_TARGET_N = 40.0
-# A typical trigger-point hold is 30 s (DESIGN.md), and so is the rest ``python -m simulators``
-# gives it.
-_HOLD_S = 30.0
-_REST_S = 30.0
-# Said whenever a profile is refused.
-_PROFILE_HELP = "use holds, holds:N (hold target in newtons) or constant:N (newtons)"
 # The one per-model setting that is not a fault switch.
 _PROFILE_KEY = "profile"
 
@@ -160,23 +151,7 @@ class SimModel:
 
     def therapist(self, seed: int) -> TherapistModel:
         """The simulated therapist: pressing and holding in a loop, or a constant force."""
-        kind, colon, value = self.profile.partition(":")
-        force_n = _number(value) if colon else _HOLD_TARGET_N
-        if kind == "holds" and force_n > 0:
-            segments = hold_segments(force_n, _HOLD_S, _REST_S, 1)
-            return TherapistModel(segments, seed=seed, loop=True)
-        if kind == "constant" and colon and math.isfinite(force_n):
-            return constant(force_n)
-        raise ValueError(f"unknown simulated therapist profile {self.profile!r}; {_PROFILE_HELP}")
-
-
-def _number(text: str) -> float:
-    """A finite number, or NaN, which every check of a profile rejects."""
-    try:
-        value = float(text)
-    except ValueError:
-        return math.nan
-    return value if math.isfinite(value) else math.nan
+        return catalog.therapist(self.profile, seed=seed)
 
 
 @dataclass(frozen=True)

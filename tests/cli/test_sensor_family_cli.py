@@ -137,6 +137,9 @@ async def test_sim_refuses_unknown_faults_and_profiles() -> None:
     done = await devicectl("sim", "mark10", "--fault", "garbage_every")
     assert done.code == 2
     assert "KEY=VALUE" in done.stderr
+    done = await devicectl("sim", "mark10", "--tcp", "70000")
+    assert done.code == 2
+    assert "70000 is not a port" in done.stderr
 
 
 # A user's own bleak program, unmodified: finds a Progressor by name, starts the weight stream

@@ -236,7 +236,7 @@ async def test_a_calibrated_sensor_is_measured_raw(gauge: FakeGauge) -> None:
 
 
 async def test_no_weight_hung_fails_with_the_reason(gauge: FakeGauge) -> None:
-    with pytest.raises(DevicectlError, match=r"calibration failed: .*did you hang the weight"):
+    with pytest.raises(DevicectlError, match=r"calibration failed: .*weight on the tip"):
         await run(gauge, User(gauge, hang=0.0))
 
 

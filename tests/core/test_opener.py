@@ -49,7 +49,7 @@ def test_the_constant_profile_and_bad_profiles() -> None:
     therapist = opener.sim_therapist(plan, "constant:12.5", loop=False)
     assert therapist.force_at(3.0) == pytest.approx(12.5, abs=1.0)
     for bad in ("constant:", "constant:nan", "constant:heavy", "sine"):
-        with pytest.raises(AddressError, match="use plan or constant:N"):
+        with pytest.raises(AddressError, match="use plan, holds"):
             opener.sim_therapist(plan, bad, loop=False)
 
 
@@ -57,3 +57,15 @@ def test_sim_models_cover_serial_and_ble_simulators() -> None:
     kinds = {entry.key: kind for entry, kind in opener.sim_models()}
     assert kinds["mark10"] == "serial"
     assert kinds["progressor"] == "ble"
+
+
+async def test_a_reconnection_to_the_first_progressor_found_looks_for_that_one_only() -> None:
+    spec = opener.parse_sensor("progressor@sim")
+    factory = opener._ble_factory(spec, builtin_plan("demo"), None)
+    first = factory()
+    info = await first.connect()
+    try:
+        again = factory()
+        assert again.link.address == info.address  # pinned, not "the first one found"
+    finally:
+        await first.close()

@@ -172,9 +172,9 @@ def test_a_reading_that_is_not_a_number_is_refused() -> None:
 
 
 def test_no_rise_asks_whether_the_weight_was_hung() -> None:
-    with pytest.raises(CalibrationError, match=r"rose by only 0\.50 N.*did you hang the weight\?"):
+    with pytest.raises(CalibrationError, match=r"rose by only 0\.50 N.*weight on the tip\?"):
         fit(steady(0.0), steady(0.5))
-    with pytest.raises(CalibrationError, match="did you hang the weight"):
+    with pytest.raises(CalibrationError, match="did you put the weight on the tip"):
         fit(steady(5.0), steady(5.0 - 0.5 * MIN_RISE_FRACTION * KNOWN_N))  # a small dip: noise
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
+from typing import cast
 
 import pytest
 from hypothesis import given
@@ -107,15 +108,19 @@ class FakeDriver(ForceSensor):
 class Factory:
     """Drivers from scripts, in order; the last script repeats."""
 
-    def __init__(self, clock: FakeClock, *scripts: Script) -> None:
+    def __init__(
+        self, clock: FakeClock, *scripts: Script, serials: tuple[str, ...] = ("0042",)
+    ) -> None:
         self.clock = clock
         self.scripts = list(scripts)
+        self.serials = serials  # the device each driver reaches (the last one repeats)
         self.made: list[FakeDriver] = []
         self.blocked = asyncio.Event()  # a driver's connect() hangs
 
     def __call__(self) -> FakeDriver:
         script = self.scripts[min(len(self.made), len(self.scripts) - 1)]
-        driver = FakeDriver(script, self.clock, f"#{len(self.made)}", self.blocked)
+        serial = self.serials[min(len(self.made), len(self.serials) - 1)]
+        driver = FakeDriver(script, self.clock, serial, self.blocked)
         self.made.append(driver)
         return driver
 
@@ -147,8 +152,15 @@ def not_back() -> DeviceNotFound:
 
 
 def supervised(
-    factory: Factory, clock: FakeClock, *, give_up_after_s: float = 30.0, seed: int = 1
+    factory: Factory,
+    clock: FakeClock,
+    *,
+    give_up_after_s: float = 30.0,
+    seed: int = 1,
+    steady_s: float = 0.0,
 ) -> tuple[SupervisedSensor, Listener]:
+    """``steady_s`` 0: restored at the new link's first sample (the fakes' samples all carry
+    the time of their connection)."""
     sensor = SupervisedSensor(
         factory,
         label="tbar",
@@ -156,6 +168,7 @@ def supervised(
         clock=clock,
         sleep=clock.sleep,
         rng=random.Random(seed),
+        steady_s=steady_s,
     )
     listener = Listener()
     sensor.watch_link(listener)
@@ -276,7 +289,7 @@ async def test_samples_resume_after_failed_attempts_with_the_backoff_waits() -> 
     )
     sensor, listener = supervised(factory, clock, seed=3)
     info = await sensor.connect()
-    assert info.serial == "#0"
+    assert info.serial == "0042"
     lost_at = clock.now
     assert await take(sensor, 4) == [1.0, 2.0, 3.0, 4.0]  # nothing replayed, nothing lost
     assert clock.sleeps == expected_delays(Backoff(), 3, 4)
@@ -289,7 +302,7 @@ async def test_samples_resume_after_failed_attempts_with_the_backoff_waits() -> 
     assert sensor.state is LinkState.CONNECTED
     assert sensor.reconnects == 1
     assert sensor.info is not None
-    assert sensor.info.serial == "#4"
+    assert sensor.info is factory.made[-1].info  # the new connection's
     assert all(d.closed.is_set() for d in factory.made[:4])  # every dead or failed one closed
     await sensor.close()
     assert factory.made[4].closed.is_set()
@@ -510,3 +523,83 @@ def test_give_up_time_must_be_positive() -> None:
     clock = FakeClock()
     with pytest.raises(ValueError, match="give_up_after_s"):
         SupervisedSensor(Factory(clock, Script()), label="tbar", give_up_after_s=0)
+
+
+# ---------------------------------------------------------------------------- flapping, identity
+
+
+async def test_a_link_that_drops_again_at_once_is_one_outage_that_gives_up() -> None:
+    # Connects fine, then fails before giving a sample, for ever: without one outage spanning
+    # these, the give-up time would restart at each loss and the session would never end.
+    clock = FakeClock()
+    factory = Factory(clock, Script(forces=(1.0,), then=lost()), Script(then=lost("dropped again")))
+    sensor, listener = supervised(factory, clock, give_up_after_s=10.0)
+    await sensor.connect()
+    lost_at = clock.now
+    with pytest.raises(DeviceDisconnected, match="gave up reconnecting after") as caught:
+        await drain(sensor)
+    assert "dropped again" in caught.value.message
+    assert 10.0 <= clock.now - lost_at < 10.0 + Backoff().max_s * 1.25
+    states = [state for state, _ in listener.calls]
+    assert states == ["reconnecting", "lost"]  # never "connected": it was never steady
+    assert sensor.reconnects == 0
+    await sensor.close()
+
+
+async def test_restored_only_once_the_new_link_has_been_steady() -> None:
+    clock = FakeClock()
+
+    class Ticking(FakeDriver):
+        async def samples(self) -> AsyncIterator[ForceSample]:
+            for force in self.script.forces:
+                self.clock.now += 0.2  # a sample every 0.2 s
+                yield ForceSample(self.clock.now, force)
+            if self.script.then is not None:
+                raise self.script.then
+            await self.closed.wait()
+
+    scripts = [Script(forces=(1.0,), then=lost()), Script(forces=(2.0, 3.0, 4.0, 5.0))]
+    made: list[FakeDriver] = []
+
+    def factory() -> FakeDriver:
+        driver = Ticking(scripts[min(len(made), 1)], clock, "0042")
+        made.append(driver)
+        return driver
+
+    sensor = SupervisedSensor(
+        factory, label="tbar", clock=clock, sleep=clock.sleep, rng=random.Random(1), steady_s=0.5
+    )
+    listener = Listener()
+    sensor.watch_link(listener)
+    await sensor.connect()
+    got: list[tuple[float, list[str]]] = []
+    stream = sensor.samples()
+    try:
+        async for sample in stream:
+            got.append((sample.force_n, [state for state, _ in listener.calls]))
+            if len(got) == 5:
+                break
+    finally:
+        await cast(AsyncGenerator[ForceSample], stream).aclose()
+    # The new link's samples: 2.0 at t0, 3.0 at +0.2, 4.0 at +0.4 (not yet steady), 5.0 at
+    # +0.6: restored (the listener is told before that sample is handed on).
+    assert [f for f, states in got if "connected" not in states] == [1.0, 2.0, 3.0, 4.0]
+    assert listener.calls[-1][0] == "connected"
+    assert sensor.reconnects == 1
+    await sensor.close()
+
+
+async def test_a_different_device_answering_after_a_drop_ends_the_session() -> None:
+    clock = FakeClock()
+    factory = Factory(
+        clock, Script(forces=(1.0,), then=lost()), Script(forces=(2.0,)), serials=("A1", "B2")
+    )
+    sensor, listener = supervised(factory, clock)
+    await sensor.connect()
+    with pytest.raises(DeviceMisconfigured, match="a different device answered") as caught:
+        await drain(sensor)
+    assert "fake#B2" in caught.value.message
+    assert "fake#A1" in caught.value.message
+    assert listener.calls[-1][0] == "lost"
+    assert all(driver.closed.is_set() for driver in factory.made[1:])
+    await sensor.close()
