@@ -40,7 +40,7 @@ from protocols.mark10 import Mark10Unit
 from simulators import catalog
 from simulators import exec as simexec
 from simulators.ble_backend import SimRegistry, progressor_peripheral
-from simulators.force_model import Segment, TherapistModel, hold_segments
+from simulators.force_model import ForceModel, HandOver, Segment, TherapistModel, hold_segments
 from simulators.mark10 import Mark10Faults
 from simulators.progressor import ProgressorDevice, ProgressorFaults
 from simulators.replay import ReplayDevice
@@ -139,7 +139,7 @@ def plan_segments(plan: Plan) -> list[Segment]:
     return segments
 
 
-def _ble_registry(therapist: TherapistModel, faults: ProgressorFaults | None) -> SimRegistry:
+def _ble_registry(therapist: ForceModel, faults: ProgressorFaults | None) -> SimRegistry:
     """The simulated radio neighbourhood: one Progressor following ``therapist``."""
     loop = asyncio.get_running_loop()
     registry = SimRegistry()
@@ -154,6 +154,31 @@ def sim_scanner_backend() -> type[Any]:
     return scanner
 
 
+class SimHands(Protocol):
+    """A simulated T-bar a person can press from the keyboard (``devicectl demo``)."""
+
+    @property
+    def manual(self) -> bool: ...
+
+    def press(self) -> None: ...
+
+    def release(self) -> None: ...
+
+    def automatic(self) -> None: ...
+
+
+# With no hold step to aim at, a hand-pressed simulated T-bar goes to a firm trigger-point
+# pressure (the built-in plans' bands sit around 20-45 N).
+_HAND_TARGET_N = 30.0
+
+
+def _hands(plan: Plan) -> HandOver:
+    """The simulated therapist following ``plan``, which a person can take over; pressing by
+    hand aims at the middle of the plan's first target band."""
+    target = next(((s.low_n + s.high_n) / 2 for s in plan.hold_steps), _HAND_TARGET_N)
+    return HandOver(TherapistModel(plan_segments(plan)), target_n=target)
+
+
 @dataclass(frozen=True)
 class OpenOptions:
     """How to open a force sensor for a session (all optional).
@@ -161,6 +186,7 @@ class OpenOptions:
     ``calibrations``: where stored calibrations are looked up (None: none applied).
     ``capture``: a file to record the device conversation in (``--capture``).
     ``reconnect_for_s``: reconnect a lost link for up to this long (None: a loss ends the session).
+    ``on_hands``: called with the simulated T-bar's :class:`SimHands` when the device is simulated.
     """
 
     rate_hz: float = 50.0
@@ -168,6 +194,7 @@ class OpenOptions:
     capture: Path | None = None
     on_capture_error: Callable[[Exception], None] | None = None
     reconnect_for_s: float | None = None
+    on_hands: Callable[[SimHands], None] | None = None
 
 
 @asynccontextmanager
@@ -183,9 +210,9 @@ async def open_force_sensor(
             stack.callback(log.close)
         factory: Callable[[], ForceSensor]
         if spec.model.protocol_module in _BLE_DRIVERS:
-            factory = _ble_factory(spec, plan, log)
+            factory = _ble_factory(spec, plan, log, options)
         else:
-            factory = await _serial_factory(spec, plan, options.rate_hz, log, stack)
+            factory = await _serial_factory(spec, plan, options, log, stack)
         driver: ForceSensor
         if options.reconnect_for_s is None:
             driver = factory()
@@ -221,14 +248,14 @@ def _capture_log(spec: SensorSpec, options: OpenOptions) -> CaptureLog | None:
 async def _serial_factory(
     spec: SensorSpec,
     plan: Plan,
-    rate_hz: float,
+    options: OpenOptions,
     log: CaptureLog | None,
     stack: contextlib.AsyncExitStack,
 ) -> Callable[[], ForceSensor]:
     """A maker of fresh, unconnected drivers for a serial gauge (one per connection)."""
     model = spec.model
     if spec.simulated:
-        url = await _serve_serial_sim(spec, plan, stack)
+        url = await _serve_serial_sim(spec, plan, stack, options.on_hands)
         baud = model.baud or 115200
     else:
         url = spec.address.serial_url
@@ -241,7 +268,7 @@ async def _serial_factory(
             transport = CapturingTransport(transport, log)
         return make_driver(
             transport,
-            rate_hz=rate_hz,
+            rate_hz=options.rate_hz,
             default_unit=spec.address.unit or (_SIM_UNIT if spec.simulated else None),
             label=spec.text,
             simulated=spec.simulated,
@@ -250,7 +277,12 @@ async def _serial_factory(
     return factory
 
 
-async def _serve_serial_sim(spec: SensorSpec, plan: Plan, stack: contextlib.AsyncExitStack) -> str:
+async def _serve_serial_sim(
+    spec: SensorSpec,
+    plan: Plan,
+    stack: contextlib.AsyncExitStack,
+    on_hands: Callable[[SimHands], None] | None,
+) -> str:
     """Serve the simulated gauge on a pty, behind a stable path (as /dev/serial/by-id gives a
     real one), so that with ``replug_after_s`` it can come back where the driver looks."""
     faults = sim_faults(spec.address, spec.model)
@@ -259,9 +291,12 @@ async def _serve_serial_sim(spec: SensorSpec, plan: Plan, stack: contextlib.Asyn
         replug = catalog.replug_after_s(spec.address.params)
     except ValueError as exc:
         raise AddressError(f"{spec.address}: {exc}") from exc
+    hands = _hands(plan)
+    if on_hands is not None:
+        on_hands(hands)
     series = catalog.SerialSeries(
         spec.model.protocol_module,
-        TherapistModel(plan_segments(plan)),
+        hands,
         clock=time.monotonic,
         faults=faults,
     )
@@ -274,7 +309,9 @@ async def _serve_serial_sim(spec: SensorSpec, plan: Plan, stack: contextlib.Asyn
     return server.link_path or server.path
 
 
-def _ble_factory(spec: SensorSpec, plan: Plan, log: CaptureLog | None) -> Callable[[], Progressor]:
+def _ble_factory(
+    spec: SensorSpec, plan: Plan, log: CaptureLog | None, options: OpenOptions = OpenOptions()
+) -> Callable[[], Progressor]:
     """A maker of fresh, unconnected Progressor drivers (one per connection). The address the
     first connection found is pinned: a reconnection scanning by name again could find another
     Progressor first."""
@@ -282,7 +319,10 @@ def _ble_factory(spec: SensorSpec, plan: Plan, log: CaptureLog | None) -> Callab
     if spec.simulated:
         faults = sim_faults(spec.address, spec.model)
         assert isinstance(faults, ProgressorFaults)
-        backends = _ble_registry(TherapistModel(plan_segments(plan)), faults).backends()
+        hands = _hands(plan)
+        if options.on_hands is not None:
+            options.on_hands(hands)
+        backends = _ble_registry(hands, faults).backends()
     pinned = spec.address.target or None
     last: Progressor | None = None
 

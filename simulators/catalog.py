@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from .force_model import Segment, TherapistModel, constant, hold_segments
+from .force_model import ForceModel, Segment, TherapistModel, constant, hold_segments
 from .imada import ImadaDevice
 from .line_device import LineDevice
 from .mark10 import Mark10Device, Mark10Faults
@@ -117,7 +117,7 @@ class SerialSeries:
     def __init__(
         self,
         protocol_module: str,
-        model: TherapistModel,
+        model: ForceModel,
         *,
         clock: Callable[[], float],
         faults: Mark10Faults | None = None,

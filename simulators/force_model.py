@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
-__all__ = ["Segment", "TherapistModel", "constant", "hold_segments"]
+__all__ = ["ForceModel", "HandOver", "Segment", "TherapistModel", "constant", "hold_segments"]
 
 SegmentKind = Literal["ramp", "hold", "release", "rest"]
 _KINDS: frozenset[str] = frozenset({"ramp", "hold", "release", "rest"})
@@ -26,6 +26,12 @@ _NOISE_HZ = 50.0
 _DRIFT_PERIOD_S = 20.0
 # At rest the sensor still reads a little (tool on skin, electronics noise); well under 0.3 N.
 _REST_NOISE_N = 0.15
+
+
+class ForceModel(Protocol):
+    """What a simulated device reads its force from: the force ``t`` seconds after its start."""
+
+    def force_at(self, t: float) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -201,3 +207,57 @@ def hold_segments(
 def constant(force_n: float) -> TherapistModel:
     """A flat, noise-free force for ever: exact values for conversation tests."""
     return TherapistModel([Segment("hold", math.inf, force_n)], tremor_n=0.0, drift_n_per_s=0.0)
+
+
+# A person pressing a T-bar by hand reaches the target in well under a second; 0.7 s is a
+# deliberate, clinical ramp (about 40 N/s to 30 N), and so is the release.
+HAND_RAMP_S = 0.7
+
+
+class HandOver:
+    """A force model a person can take over from the scripted therapist (``devicectl demo``'s
+    keys): :meth:`press` ramps to ``target_n`` and holds it, :meth:`release` ramps to 0, and
+    :meth:`automatic` gives the force back to ``script``. A change starts at the last time the
+    device asked for a force (it asks at every poll or sample, so that is "now" to within a
+    sample period) and ramps from the force it had then, so nothing jumps."""
+
+    def __init__(self, script: ForceModel, *, target_n: float, ramp_s: float = HAND_RAMP_S):
+        if not (math.isfinite(target_n) and target_n > 0):
+            raise ValueError(f"target_n must be a finite number > 0, not {target_n!r}")
+        if not (math.isfinite(ramp_s) and ramp_s > 0):
+            raise ValueError(f"ramp_s must be a finite number > 0, not {ramp_s!r}")
+        self._script = script
+        self._target_n = target_n
+        self._ramp_s = ramp_s
+        self._last_t = 0.0
+        self._manual = False
+        self._from = (0.0, 0.0)  # (t, force) where the current hand movement began
+        self._goal_n = 0.0
+
+    @property
+    def manual(self) -> bool:
+        """True while the person, not the script, is pressing (or has released)."""
+        return self._manual
+
+    def force_at(self, t: float) -> float:
+        self._last_t = max(self._last_t, t)
+        if not self._manual:
+            return self._script.force_at(t)
+        t0, f0 = self._from
+        share = min(1.0, max(0.0, (t - t0) / self._ramp_s))
+        return f0 + (self._goal_n - f0) * share
+
+    def press(self) -> None:
+        self._move(self._target_n)
+
+    def release(self) -> None:
+        self._move(0.0)
+
+    def automatic(self) -> None:
+        self._manual = False
+
+    def _move(self, goal_n: float) -> None:
+        now = self._last_t
+        self._from = (now, self.force_at(now))
+        self._goal_n = goal_n
+        self._manual = True

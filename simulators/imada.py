@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from protocols.imada import ImadaUnit, Request, RequestDecoder, UnknownCommand, encode_reading
 
-from .force_model import TherapistModel
+from .force_model import ForceModel
 from .line_device import DialectFaults, LineDevice
 
 __all__ = ["ImadaDevice"]
@@ -31,7 +31,7 @@ class ImadaDevice(LineDevice):
 
     def __init__(
         self,
-        model: TherapistModel,
+        model: ForceModel,
         *,
         clock: Callable[[], float],
         faults: DialectFaults | None = None,

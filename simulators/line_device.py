@@ -11,7 +11,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .force_model import TherapistModel
+from .force_model import ForceModel
 from .mark10 import Mark10Faults
 
 __all__ = ["MAX_BACKLOG", "DialectFaults", "DialectState", "LineDevice"]
@@ -53,7 +53,7 @@ class LineDevice:
 
     def __init__(
         self,
-        model: TherapistModel,
+        model: ForceModel,
         *,
         clock: Callable[[], float],
         faults: DialectFaults | None = None,

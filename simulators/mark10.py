@@ -37,7 +37,7 @@ from protocols.mark10 import (
     encode_text,
 )
 
-from .force_model import TherapistModel
+from .force_model import ForceModel
 
 __all__ = ["Mark10Device", "Mark10Faults", "Mark10State"]
 
@@ -92,7 +92,7 @@ class Mark10Device:
 
     def __init__(
         self,
-        model: TherapistModel,
+        model: ForceModel,
         *,
         clock: Callable[[], float],
         unit: Mark10Unit = Mark10Unit.N,

@@ -44,7 +44,7 @@ from protocols.progressor import (
     max_samples,
 )
 
-from .force_model import TherapistModel
+from .force_model import ForceModel
 
 __all__ = ["ProgressorDevice", "ProgressorFaults", "ProgressorState"]
 
@@ -103,7 +103,7 @@ class ProgressorDevice:
 
     def __init__(
         self,
-        model: TherapistModel,
+        model: ForceModel,
         *,
         clock: Callable[[], float],
         faults: ProgressorFaults | None = None,

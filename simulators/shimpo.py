@@ -32,7 +32,7 @@ from protocols.shimpo import (
     encode_reading,
 )
 
-from .force_model import TherapistModel
+from .force_model import ForceModel
 from .line_device import DialectFaults, LineDevice
 
 __all__ = ["ShimpoDevice"]
@@ -49,7 +49,7 @@ class ShimpoDevice(LineDevice):
 
     def __init__(
         self,
-        model: TherapistModel,
+        model: ForceModel,
         *,
         clock: Callable[[], float],
         faults: DialectFaults | None = None,

@@ -35,7 +35,7 @@ from protocols.wagner import (
     encode_reading,
 )
 
-from .force_model import TherapistModel
+from .force_model import ForceModel
 from .line_device import DialectFaults, LineDevice
 
 __all__ = ["WagnerDevice"]
@@ -48,7 +48,7 @@ class WagnerDevice(LineDevice):
 
     def __init__(
         self,
-        model: TherapistModel,
+        model: ForceModel,
         *,
         clock: Callable[[], float],
         faults: DialectFaults | None = None,

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+
 import pytest
 
 from devicectl import opener
 from devicectl.builtin import builtin_plan
 from devicectl.errors import AddressError
+from drivers.force import ForceSample
 
 
 def test_a_serial_and_a_ble_sensor_parse_with_their_model() -> None:
@@ -69,3 +73,28 @@ async def test_a_reconnection_to_the_first_progressor_found_looks_for_that_one_o
         assert again.link.address == info.address  # pinned, not "the first one found"
     finally:
         await first.close()
+
+
+@pytest.mark.parametrize("address", ["mark10@sim", "progressor@sim"])
+async def test_a_simulated_t_bar_can_be_pressed_by_hand(address: str) -> None:
+    handed: list[opener.SimHands] = []
+    options = opener.OpenOptions(on_hands=handed.append)
+    plan = builtin_plan("demo")  # bands 20-40 N: a hand presses to 30 N
+
+    async def force_reaches(stream: AsyncIterator[ForceSample], low: float, high: float) -> None:
+        async for sample in stream:
+            if low <= sample.force_n <= high:
+                return
+
+    async with opener.open_force_sensor(
+        opener.parse_sensor(address), plan=plan, options=options
+    ) as sensor:
+        await sensor.connect()
+        [hands] = handed
+        stream = sensor.samples()
+        await asyncio.wait_for(force_reaches(stream, -1.0, 1.0), 10)  # the lead-in: nothing yet
+        hands.press()
+        await asyncio.wait_for(force_reaches(stream, 29.0, 31.0), 10)
+        hands.release()
+        await asyncio.wait_for(force_reaches(stream, -1.0, 1.0), 10)
+        assert hands.manual
