@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from devicectl import calibrate, commands, inventory_cli
+from devicectl import calibrate, commands, inventory_cli, report_cli
 from devicectl.errors import DevicectlError
 from devicectl.session import EXIT_BAD_INPUT, EXIT_DEVICE_FAILURE, EXIT_INTERRUPTED
 from drivers.errors import DeviceError
@@ -235,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     _sim_parser(sub)
     inventory_cli.add_parsers(sub)
     calibrate.add_parser(sub)
+    report_cli.add_parser(sub)
     return parser
 
 
