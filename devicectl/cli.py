@@ -59,18 +59,21 @@ def _add_db(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("run", help="run a session headless against a force sensor")
-    p.add_argument("plan", help="a plan file, or the name of a built-in plan (see `plans list`)")
-    p.add_argument(
-        "--tbar",
-        required=True,
-        metavar="ADDRESS",
-        help="the T-bar's force sensor, e.g. mark10@serial:///dev/ttyUSB0?baud=115200, "
-        "mark10@socket://127.0.0.1:7001, mark10@sim",
-    )
+def _tui(name: str) -> Handler:
+    """A terminal-UI handler, imported when called: headless commands never load Textual."""
+
+    def handler(args: argparse.Namespace) -> int:
+        from devicectl import tui_cli
+
+        command: Handler = getattr(tui_cli, name)
+        return command(args)
+
+    return handler
+
+
+def _session_options(p: argparse.ArgumentParser) -> None:
+    """How the T-bar is read during a session: shared by run and tui."""
     p.add_argument("--rate", type=_rate, default=50.0, help="sensor poll rate in Hz (default 50)")
-    p.add_argument("--json", action="store_true", help="JSON lines on stdout instead of text")
     p.add_argument(
         "--reconnect-for",
         type=_seconds,
@@ -94,14 +97,48 @@ def _run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="record the device conversation as JSON lines (see docs/capture.md)",
     )
     _add_db(p)
-    p.set_defaults(handler=commands.run)
+
+
+_TBAR_HELP = (
+    "the T-bar's force sensor, e.g. mark10@serial:///dev/ttyUSB0?baud=115200, "
+    "mark10@socket://127.0.0.1:7001, progressor@ble, mark10@sim"
+)
+
+
+def _run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("run", help="run a session headless (or with --tui) against a force sensor")
+    p.add_argument("plan", help="a plan file, or the name of a built-in plan (see `plans list`)")
+    p.add_argument("--tbar", required=True, metavar="ADDRESS", help=_TBAR_HELP)
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="JSON lines on stdout instead of text")
+    out.add_argument("--tui", action="store_true", help="the live session screen (a terminal)")
+    _session_options(p)
+    p.set_defaults(handler=_tui("run"))
+
+
+def _tui_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "tui", help="the terminal UI: choose a plan and a device, or go straight to a session"
+    )
+    p.add_argument("plan", nargs="?", help="a plan file or built-in plan (with --tbar)")
+    p.add_argument("--tbar", metavar="ADDRESS", help=_TBAR_HELP)
+    p.add_argument("--gun", metavar="ADDRESS", help="a massage gun (not supported yet)")
+    p.add_argument("--chair", metavar="ADDRESS", help="a massage chair (not supported yet)")
+    _session_options(p)
+    p.set_defaults(handler=_tui("tui_command"))
 
 
 def _demo_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("demo", help="the demo plan on a simulated Mark-10 gauge (no hardware)")
-    p.add_argument("--json", action="store_true", help="JSON lines on stdout instead of text")
+    p = sub.add_parser(
+        "demo",
+        help="the demo plan on a simulated Mark-10 gauge (no hardware): the live screen on a "
+        "terminal, text otherwise",
+    )
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="JSON lines on stdout instead of text")
+    out.add_argument("--headless", action="store_true", help="text, even on a terminal")
     _add_db(p)
-    p.set_defaults(handler=commands.demo)
+    p.set_defaults(handler=_tui("demo"))
 
 
 def _plans_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -229,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _run_parser(sub)
+    _tui_parser(sub)
     _demo_parser(sub)
     _plans_parser(sub)
     _records_parsers(sub)

@@ -11,8 +11,9 @@ import os
 import signal
 import stat
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +25,12 @@ from devicectl.errors import DevicectlError, PlanError
 from devicectl.export import export_csv, export_json
 from devicectl.plan import Plan
 from devicectl.planfile import load_plan
-from devicectl.records import DeviceRecord, Records, SessionSummary
+from devicectl.records import DeviceRecord, Records, SessionSummary, SessionWriter
 from devicectl.session import EXIT_BAD_INPUT, SessionResult, SessionRunner
 from devicectl.sinks import ConsoleSink, JsonSink
 from devicectl.summary import dose_summary
 from devicectl.timing.types import Command
-from drivers.calibration import CalibrationError, CalibrationStore
+from drivers.calibration import CalibratedSensor, CalibrationError, CalibrationStore
 from drivers.force import DeviceInfo
 from drivers.supervisor import DEFAULT_GIVE_UP_S
 
@@ -42,7 +43,10 @@ _KEYS = {
     "n": Command.NEXT,
     "s": Command.STOP,
 }
-KEY_HELP = "keys, then Enter: (Enter) continue  p pause  r resume  n next step  t tare  s STOP"
+KEY_HELP = (
+    "keys, then Enter: (Enter) continue  p pause  r resume  n next step  t tare  "
+    "+ raise band  - lower band  f N client feedback 0-10  s STOP"
+)
 
 
 # -- sessions ----------------------------------------------------------------------------------
@@ -53,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     spec = opener.parse_sensor(args.tbar)
     options = opener.OpenOptions(
         rate_hz=args.rate,
-        calibrations=_calibrations(args.calibrations),
+        calibrations=calibrations_store(args.calibrations),
         capture=args.capture,
         reconnect_for_s=args.reconnect_for or None,
     )
@@ -67,7 +71,7 @@ def demo(args: argparse.Namespace) -> int:
     return asyncio.run(run_session(plan, spec, db=args.db, json_out=args.json, options=options))
 
 
-def _calibrations(path: Path | None) -> CalibrationStore:
+def calibrations_store(path: Path | None) -> CalibrationStore:
     """The calibrations store, read now: a corrupt file is bad input (exit 2) before anything
     is opened, not a device failure mid-connect."""
     store = CalibrationStore(path)
@@ -103,6 +107,51 @@ def device_line(info: DeviceInfo) -> str:
     return f"T-bar: {ident} on {info.address}{label}"
 
 
+@dataclass(frozen=True)
+class SessionDevices:
+    """An opened, connected T-bar and the session record begun for it."""
+
+    sensor: CalibratedSensor
+    info: DeviceInfo
+    writer: SessionWriter
+
+
+@asynccontextmanager
+async def session_devices(
+    plan: Plan,
+    spec: opener.SensorSpec,
+    *,
+    db: Path | None,
+    options: opener.OpenOptions,
+    say: Callable[[str], None],
+) -> AsyncIterator[SessionDevices]:
+    """Open the records and the T-bar, connect it and begin the session's record; ``say`` gets
+    what the user should read first (crash recoveries, the device, its calibration). Everything
+    is closed on exit. Shared by the headless and the terminal-UI sessions."""
+    records = Records.open(db)
+    try:
+        for session_id in records.recovered:
+            say(f"session {session_id} was left running by a crash: marked interrupted")
+        options = dataclasses.replace(
+            options, on_capture_error=lambda exc: say(f"capture stopped: {exc}")
+        )
+        async with opener.open_force_sensor(spec, plan=plan, options=options) as sensor:
+            info = await sensor.connect()
+            say(device_line(info))
+            if sensor.calibration is not None:
+                cal = sensor.calibration
+                say(f"calibration {cal.id} of {cal.created_at} applied (scale {cal.scale:.4f})")
+            writer = records.begin(
+                plan_name=plan.name,
+                plan_source=plan.source,
+                plan_text=plan_text(plan),
+                devices=[_device_record(spec.text, info, calibration_record(sensor.calibration))],
+            )
+            yield SessionDevices(sensor, info, writer)
+    finally:
+        records.close()
+
+
 async def run_session(
     plan: Plan,
     spec: opener.SensorSpec,
@@ -111,36 +160,14 @@ async def run_session(
     json_out: bool,
     options: opener.OpenOptions,
 ) -> int:
-    records = Records.open(db)
     sink: ConsoleSink | JsonSink = JsonSink() if json_out else ConsoleSink(plan)
-    for session_id in records.recovered:
-        sink.message(f"session {session_id} was left running by a crash: marked interrupted")
-    options = dataclasses.replace(
-        options, on_capture_error=lambda exc: sink.message(f"capture stopped: {exc}")
-    )
-    try:
-        async with opener.open_force_sensor(spec, plan=plan, options=options) as sensor:
-            info = await sensor.connect()
-            sink.message(device_line(info))
-            if sensor.calibration is not None:
-                cal = sensor.calibration
-                sink.message(
-                    f"calibration {cal.id} of {cal.created_at} applied (scale {cal.scale:.4f})"
-                )
-            writer = records.begin(
-                plan_name=plan.name,
-                plan_source=plan.source,
-                plan_text=plan_text(plan),
-                devices=[_device_record(spec.text, info, calibration_record(sensor.calibration))],
-            )
-            runner = SessionRunner(plan, sensor, writer, sink)
-            sink.message(f"plan: {plan.name} ({len(plan.steps)} steps); {KEY_HELP}")
-            async with _keyboard(runner):
-                with _signals(runner):
-                    result = await runner.run()
-    finally:
-        records.close()
-    _report(result, plan, sink)
+    async with session_devices(plan, spec, db=db, options=options, say=sink.message) as opened:
+        runner = SessionRunner(plan, opened.sensor, opened.writer, sink)
+        sink.message(f"plan: {plan.name} ({len(plan.steps)} steps); {KEY_HELP}")
+        async with _keyboard(runner):
+            with signals_interrupt(runner):
+                result = await runner.run()
+    report_result(result, plan, sink)
     return result.exit_code
 
 
@@ -156,7 +183,7 @@ def _device_record(address: str, info: DeviceInfo, calibration: str) -> DeviceRe
     )
 
 
-def _report(result: SessionResult, plan: Plan, sink: ConsoleSink | JsonSink) -> None:
+def report_result(result: SessionResult, plan: Plan, sink: ConsoleSink | JsonSink) -> None:
     if isinstance(sink, JsonSink):
         summary = dose_summary(result.dose, plan, result.error or "")
         sink.emit(
@@ -178,7 +205,7 @@ def _report(result: SessionResult, plan: Plan, sink: ConsoleSink | JsonSink) -> 
 
 
 @contextmanager
-def _signals(runner: SessionRunner) -> Iterator[None]:
+def signals_interrupt(runner: SessionRunner) -> Iterator[None]:
     """Ctrl-C and SIGTERM become an emergency stop: actuators first, then a clean close."""
     loop = asyncio.get_running_loop()
     names = {signal.SIGINT: "interrupted (Ctrl-C)", signal.SIGTERM: "terminated (SIGTERM)"}
@@ -250,10 +277,23 @@ def _stdin_can_be_watched() -> bool:
 
 
 async def _read_keys(reader: asyncio.StreamReader, runner: SessionRunner) -> None:
+    """One command per line (KEY_HELP): its first character, except ``f N [note]``, the client's
+    feedback N (0-10) with an optional note; ``+`` / ``-`` move the target band."""
     while line := await reader.readline():
-        key = line.decode(errors="replace").strip().lower()[:1]
+        text = line.decode(errors="replace").strip()
+        key = text.lower()[:1]
         if key == "t":  # a side task: the stop key must never wait behind a tare
             runner.keep(asyncio.create_task(runner.tare(), name="tare"))
+        elif key in ("+", "-"):  # raise: the client says "too little"; lower: "too much"
+            runner.adjust_band("up" if key == "+" else "down")
+        elif key == "f":
+            score, _, note = text[1:].strip().partition(" ")
+            try:
+                runner.feedback(int(score), note.strip())
+            except ValueError:  # not a whole number, or outside 0-10 (the runner checks)
+                runner.sink.message(
+                    f"feedback not recorded: {score or 'no score'} is not 0-10; e.g. f 7 sore"
+                )
         elif key in _KEYS:
             runner.command(_KEYS[key], reason="stop key" if key == "s" else "")
     runner.auto_confirm = True  # end of input: nobody can confirm a pause any more

@@ -7,6 +7,8 @@ from devicectl.plan import HoldStep, Plan
 from devicectl.timing.types import (
     ActuatorCommand,
     Alert,
+    BandChanged,
+    BandDirection,
     Cue,
     CueKind,
     HoldDone,
@@ -47,6 +49,11 @@ def _f(value_n: float | None, unit: ForceUnit, digits: int = 1) -> str:
     if value_n is None:
         return "--"
     return f"{from_newtons(value_n, unit):.{digits}f}"
+
+
+def _g(value_n: float, unit: ForceUnit) -> str:
+    """A force in plan units to 0.1, without a trailing .0: 25, 2.2."""
+    return f"{round(from_newtons(value_n, unit), 1):g}"
 
 
 def _bar(done: float, total: float, width: int = 10) -> str:
@@ -94,6 +101,11 @@ def event_line(output: Output, elapsed_s: float, plan: Plan) -> str | None:
             return f"{stamp} hold done: {hold_summary(d, plan)}"
         case ActuatorCommand(actuator=a, action=action):
             return f"{stamp} {a.value}: {action}"
+        case BandChanged(band_n=(low, high), direction=way, reason=reason):
+            moved = "raised" if way is BandDirection.UP else "lowered"
+            unit = plan.units
+            why = f" ({reason})" if reason else ""
+            return f"{stamp} band {moved} to {_g(low, unit)}-{_g(high, unit)} {unit.value}{why}"
         case SessionEnded(state=state):
             return f"{stamp} session {state.value}"
     return None

@@ -24,6 +24,8 @@ from devicectl.timing.types import (
     Actuator,
     ActuatorCommand,
     Alert,
+    BandChanged,
+    BandDirection,
     Command,
     Cue,
     DeviceEvent,
@@ -50,6 +52,11 @@ EXIT_DEVICE_FAILURE = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
+# What a band move means in the client's words, recorded with it unless the caller gives its own.
+_BAND_REASON = {BandDirection.UP: "too little", BandDirection.DOWN: "too much"}
+# Client feedback is a 0-10 rating (DESIGN.md "The terminal UI": "record client feedback (0-10)").
+FEEDBACK_MIN, FEEDBACK_MAX = 0, 10
+
 # Taring re-zeroes the gauge at the load on it now: only sensible with the tip off the skin.
 _TARE_PHASES = frozenset({Phase.ARMED, Phase.REST, Phase.WAITING, Phase.RUNNING, Phase.DONE})
 
@@ -57,13 +64,19 @@ __all__ = ["ActuatorPort", "SessionResult", "SessionRunner", "SessionSink"]
 
 
 class SessionSink(Protocol):
-    """Where the runner reports: a console, JSON lines, later the terminal UI."""
+    """Where the runner reports: a console, JSON lines, the terminal UI."""
 
     def outputs(self, outputs: Sequence[Output], elapsed_s: float) -> None: ...
 
     def status(self, status: Status) -> None: ...
 
     def message(self, text: str) -> None: ...
+
+    def sample(self, t_s: float, force_n: float) -> None:
+        """Every sample the runner records (``t_s``: seconds since the session started), after
+        the core has seen it. Called up to 1,000 times a second: keep it cheap (a display
+        aggregates; the console and JSON sinks ignore it)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -122,6 +135,30 @@ class SessionRunner:
         """Ctrl-C or SIGTERM: an emergency stop, recorded as stopped, exit 130."""
         self.sink.message(f"{reason}: stopping every actuator and closing the session")
         self.command(Command.STOP, reason=reason)
+
+    def adjust_band(self, direction: BandDirection | str, reason: str = "") -> None:
+        """Raise ("up") or lower ("down") the current hold step's target band by one band step
+        (``TimingCore.adjust_band``). Recorded as ``band.raised`` / ``band.lowered`` with
+        ``{"step": n (from 1), "band_n": [low, high], "reason": ...}``; the reason defaults to
+        the client's words: raise = "too little", lower = "too much". A refusal (not a hold
+        step, a limit) is recorded and shown as the core's REFUSED alert."""
+        way = BandDirection(direction)  # ValueError for anything but "up" / "down"
+        now = self.clock()
+        self._handle(self.core.adjust_band(now, way, reason or _BAND_REASON[way]), now)
+
+    def feedback(self, score: int, note: str = "") -> None:
+        """Record the client's rating, 0 to 10, at the session's elapsed time (event
+        ``feedback``, data ``{"score": n, "note": note}``), and tell the sink."""
+        if isinstance(score, bool) or not isinstance(score, int):
+            raise ValueError(f"feedback must be a whole number 0-10, not {score!r}")
+        if not FEEDBACK_MIN <= score <= FEEDBACK_MAX:
+            raise ValueError(f"feedback must be {FEEDBACK_MIN}-{FEEDBACK_MAX}, not {score}")
+        if self._closing:  # the session is being closed: nothing may be written to it now
+            self.sink.message("feedback not recorded: the session is over")
+            return
+        data = {"score": score, "note": note}
+        self.writer.event(self._elapsed(self.clock()), "feedback", data=data)
+        self.sink.message(f"client feedback {score}/10 recorded" + (f": {note}" if note else ""))
 
     def tare_refusal(self) -> str | None:
         """Why a tare would be wrong now, or None when it is safe (the tip is off the skin).
@@ -244,8 +281,10 @@ class SessionRunner:
         async for sample in self.sensor.samples():
             if sample.t < t0:  # read while connecting, before the session began
                 continue
-            self.writer.sample(self._elapsed(sample.t), sample.force_n)
+            elapsed = self._elapsed(sample.t)
+            self.writer.sample(elapsed, sample.force_n)
             self._handle(self.core.sample(sample.t, sample.force_n), sample.t)
+            self.sink.sample(elapsed, sample.force_n)  # after the core: a stop never waits
 
     async def _tick(self) -> None:
         next_at = self.clock()
@@ -317,6 +356,10 @@ class SessionRunner:
                 w.event(self._elapsed(t), f"actuator.{a.value}.{action}", data=data)
             case HoldDone(dose=dose):
                 w.hold(dose)
+            case BandChanged(t=t, step_index=i, band_n=(low, high), direction=way, reason=why):
+                moved = "band.raised" if way is BandDirection.UP else "band.lowered"
+                band = {"step": i + 1, "band_n": [low, high], "reason": why}
+                w.event(self._elapsed(t), moved, data=band)
             case StateChange(t=t, state=state, reason=reason):
                 w.event(self._elapsed(t), f"session.{state.value}", reason)
             case SessionEnded(t=t, state=state):

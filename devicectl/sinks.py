@@ -56,6 +56,9 @@ class ConsoleSink:
         self.out.flush()
         self._status_shown = True
 
+    def sample(self, t_s: float, force_n: float) -> None:
+        return None  # the status line shows the latest force; every sample is in the records
+
     def message(self, text: str) -> None:
         self._clear_status()
         self.out.write(text + "\n")
@@ -88,6 +91,9 @@ class JsonSink:
 
     def status(self, status: Status) -> None:
         return None
+
+    def sample(self, t_s: float, force_n: float) -> None:
+        return None  # samples are in the records (``devicectl export``), not on this stream
 
     def message(self, text: str) -> None:
         self.emit({"type": "message", "text": text})

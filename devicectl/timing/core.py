@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from devicectl.dose import SessionDose
 from devicectl.errors import SessionError
+from devicectl.timing.holdstep import HoldMachine
 from devicectl.timing.lifecycle import TERMINAL, SessionBase
 from devicectl.timing.sensor import (
     TBAR,
@@ -30,6 +31,7 @@ from devicectl.timing.steps import ActuatorMachine
 from devicectl.timing.types import (
     Actuator,
     AlertKind,
+    BandDirection,
     Command,
     DeviceEvent,
     DeviceEventKind,
@@ -97,18 +99,40 @@ class TimingCore(SessionBase):
     def command(self, now: float, command: Command) -> list[Output]:
         if command is Command.STOP:
             return self._emergency_stop(now)
+        if self._take_input(now, command.value):
+            self._dispatch(command)
+            self._advance_steps()
+        return self._flush()
+
+    def adjust_band(self, now: float, direction: BandDirection, reason: str = "") -> list[Output]:
+        """Raise or lower the current hold step's target band by one band step.
+
+        Any phase of a hold step, running or paused; the new band holds for this repetition from
+        ``now`` and for the step's remaining ones (the next step has its own). Outputs a
+        :class:`BandChanged` carrying ``reason``, or a REFUSED alert (info) saying why: not a hold
+        step, or the band would reach the contact level, the ceiling or the hard force limit
+        (:mod:`devicectl.timing.band`). Like a command: refused before start, ignored after end.
+        """
+        if self._take_input(now, f"band {direction.value}"):
+            m = self._machine
+            if isinstance(m, HoldMachine) and not m.done:
+                m.move_band(direction, reason, running=self._state is SessionState.RUNNING)
+            else:
+                self._refuse(f"cannot move the band: step {self._index + 1} is not a hold step")
+            self._advance_steps()
+        return self._flush()
+
+    def _take_input(self, now: float, what: str) -> bool:
+        """Bring the rules up to ``now`` for a user's input: False when it cannot apply (the
+        session is over: ignored; or not started: refused, saying so)."""
         if self._state in TERMINAL:
-            return []
+            return False
         self._advance_clock(now)
         if self._state is SessionState.READY:
-            self._refuse(f"{command.value}: the session has not started")
-            return self._flush()
+            self._refuse(f"{what}: the session has not started")
+            return False
         self._rules()
-        if self._state in TERMINAL:
-            return self._flush()
-        self._dispatch(command)
-        self._advance_steps()
-        return self._flush()
+        return self._state not in TERMINAL
 
     def device_event(self, now: float, event: DeviceEvent) -> list[Output]:
         if event.kind is DeviceEventKind.ACTUATOR_STARTED:

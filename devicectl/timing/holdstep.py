@@ -16,11 +16,22 @@ Decisions beyond DESIGN.md (each one is tested):
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from devicectl.timing.band import band_refusal, shifted_band
 from devicectl.timing.context import EPS
 from devicectl.timing.hold import HoldMeter
 from devicectl.timing.holdtimer import HoldTimer
 from devicectl.timing.rules import RAMP_SEVERITY, ramp_feedback, ramp_message
-from devicectl.timing.types import AlertKind, CueKind, HoldDone, Phase, Severity
+from devicectl.timing.types import (
+    AlertKind,
+    BandChanged,
+    BandDirection,
+    CueKind,
+    HoldDone,
+    Phase,
+    Severity,
+)
 
 
 class HoldMachine(HoldTimer):
@@ -95,7 +106,8 @@ class HoldMachine(HoldTimer):
         )
         if self.lift is not None:
             self._end_hold(*self.lift)
-        else:
+        else:  # keep the open interval's in-band part (before a band change that began the dip)
+            self._commit_in_band()
             self.set_phase(Phase.RAMP)
 
     def _check_rest(self) -> None:
@@ -160,6 +172,7 @@ class HoldMachine(HoldTimer):
 
     def on_sample(self, force_n: float) -> None:
         self._integrate(force_n)
+        self.band_marks.clear()  # the interval they split is counted: a new one begins
         phase = self.phase
         if phase is Phase.ARMED and force_n >= self.limits.contact_n:
             self._contact(force_n)
@@ -187,8 +200,8 @@ class HoldMachine(HoldTimer):
                 contact_n=self.limits.contact_n,
                 ceiling_n=self.step.ceiling_n,
             )
-            if self.phase is Phase.HOLD and self.step.in_band(track.last_f):
-                m.add_in_band(gap)
+            if self.phase is Phase.HOLD:
+                m.add_in_band(self.open_in_band(self.ctx.now))
         m.see(force_n)
 
     def _contact(self, force_n: float) -> None:
@@ -288,6 +301,32 @@ class HoldMachine(HoldTimer):
                 f"rest cannot be shortened: {left:.1f} s left",
                 self.index,
             )
+
+    def move_band(self, direction: BandDirection, reason: str, *, running: bool) -> None:
+        """Move the band one band step (see :mod:`devicectl.timing.band`), or refuse with why.
+
+        The new band is in force from now: the rest of the open sample interval is judged
+        against it, and a running HOLD re-judges the last sample at once (a dip starts now when the
+        band rose above the force, one ends when it came down to it). RAMP -> HOLD still waits for
+        a sample, as always. The planned dose (``hold_s``) is unchanged.
+        """
+        steps = self.band_steps + (1 if direction is BandDirection.UP else -1)
+        band = shifted_band(self.planned, steps)
+        previous = (self.step.low_n, self.step.high_n)
+        why = band_refusal(band, previous, self.planned, self.limits, direction)
+        if why is not None:
+            self.ctx.alert(AlertKind.REFUSED, Severity.INFO, why, self.index)
+            return
+        self.band_marks.append((self.ctx.now, *previous))
+        self.band_steps = steps
+        self.step = replace(self.planned, low_n=band[0], high_n=band[1])
+        self.ctx.emit(
+            BandChanged(self.ctx.now, self.index, self.rep, band, previous, direction, reason)
+        )
+        track = self.ctx.track
+        usable = track.fresh_gap(self.ctx.now, self.limits.stale_s) is not None
+        if running and self.phase is Phase.HOLD and usable and track.last_f is not None:
+            self._hold(track.last_f)
 
     def abort(self) -> None:
         self._record(self.ctx.now, self.ctx.active)

@@ -20,7 +20,12 @@ class HoldTimer(StepMachine):
         self, ctx: Ctx, index: int, previous: Phase | None, step: HoldStep, reps: int
     ) -> None:
         super().__init__(ctx, index, previous)
-        self.step = step
+        self.step = step  # the band in force (moved by adjust_band); the plan's is ``planned``
+        self.planned = step
+        self.band_steps = 0  # band steps the band is moved from the plan (negative: lowered)
+        # Band changes since the last sample: (time, low, high) of the band in force *before*
+        # each. The open interval is judged piece by piece against the band of each moment.
+        self.band_marks: list[tuple[float, float, float]] = []
         self.reps = reps
         self.limits = ctx.plan.limits
         self.meter: HoldMeter | None = None
@@ -36,11 +41,36 @@ class HoldTimer(StepMachine):
         """In-band seconds since the last sample, not yet committed (the sample taken as held)."""
         if self.phase is not Phase.HOLD or self.meter is None:
             return 0.0
-        track = self.ctx.track
-        gap = track.fresh_gap(now, self.limits.stale_s)
-        if gap is None or track.last_f is None or not self.step.in_band(track.last_f):
+        gap = self.ctx.track.fresh_gap(now, self.limits.stale_s)
+        if gap is None:
             return 0.0
-        return gap
+        return self.open_in_band(now)
+
+    def open_in_band(self, end: float) -> float:
+        """In-band seconds of the open interval, from the last sample to ``end``, the last
+        sample's force taken as held: each part of it judged against the band in force then
+        (a band change splits the interval). The caller has checked the interval counts."""
+        track = self.ctx.track
+        assert track.last_t is not None
+        assert track.last_f is not None
+        before, start = self._before_band_change(end)
+        held = max(0.0, end - start) if self.step.in_band(track.last_f) else 0.0
+        return before + held
+
+    def _before_band_change(self, end: float) -> tuple[float, float]:
+        """(in-band seconds of the open interval under earlier bands, the moment the band now in
+        force took over): (0, the last sample's time) when the band has not moved since."""
+        track = self.ctx.track
+        assert track.last_t is not None
+        assert track.last_f is not None
+        start, seconds = track.last_t, 0.0
+        for t, low, high in self.band_marks:
+            t = min(t, end)
+            if t > start:  # marks older than the last sample belong to a closed interval
+                if low <= track.last_f <= high:
+                    seconds += t - start
+                start = t
+        return seconds, start
 
     def in_band(self, now: float) -> float:
         if self.meter is None:
@@ -82,7 +112,9 @@ class HoldTimer(StepMachine):
             return due
         assert track.last_t is not None
         assert track.last_f is not None
-        left = min(self.step.hold_s, self._site_left()) - m.in_band_s
-        if self.step.in_band(track.last_f) and left <= self.limits.stale_s:
-            due.append(self.ctx.active + (track.last_t + left - now))
+        before, start = self._before_band_change(now)
+        left = min(self.step.hold_s, self._site_left()) - m.in_band_s - before
+        # Counting goes on from ``start`` (the last sample, or a later band change).
+        if self.step.in_band(track.last_f) and (start - track.last_t) + left <= self.limits.stale_s:
+            due.append(self.ctx.active + (start + left - now))
         return due

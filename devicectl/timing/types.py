@@ -43,6 +43,13 @@ class Command(StrEnum):
     NEXT = "next"  # finish this step early (never shortens a rest)
 
 
+class BandDirection(StrEnum):
+    """Which way :meth:`~devicectl.timing.core.TimingCore.adjust_band` moves a hold's band."""
+
+    UP = "up"  # raise: the client says "too little"
+    DOWN = "down"  # lower: the client says "too much"
+
+
 class CueKind(StrEnum):
     RELEASE = "release"  # the hold is done: release now (bell)
     REST_OVER = "rest_over"  # rest has elapsed (bell)
@@ -160,7 +167,34 @@ class StateChange:
     reason: str
 
 
-Output = PhaseChange | Cue | Alert | ActuatorCommand | HoldDone | SessionEnded | StateChange
+@dataclass(frozen=True)
+class BandChanged:
+    """A hold step's target band moved one band step (``adjust_band``).
+
+    The new band holds for the current repetition, from ``t`` on, and for the step's remaining
+    repetitions; the next step starts with its own planned band. ``reason`` is the caller's
+    (the runner passes the client's words: "too little", "too much").
+    """
+
+    t: float
+    step_index: int
+    rep: int
+    band_n: tuple[float, float]  # (low, high) now in force
+    previous_n: tuple[float, float]
+    direction: BandDirection
+    reason: str = ""
+
+
+Output = (
+    PhaseChange
+    | Cue
+    | Alert
+    | ActuatorCommand
+    | HoldDone
+    | SessionEnded
+    | StateChange
+    | BandChanged
+)
 
 
 @dataclass(frozen=True)

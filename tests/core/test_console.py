@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import io
+import json
+
 from devicectl.console import dose_table, event_line, status_line
 from devicectl.dose import HoldDose, session_dose
 from devicectl.plan import GunStep, HoldStep, PauseStep, Plan
-from devicectl.timing.types import Cue, CueKind, Phase, SessionState, StateChange, Status
+from devicectl.sinks import JsonSink
+from devicectl.timing.types import (
+    BandChanged,
+    BandDirection,
+    Cue,
+    CueKind,
+    Phase,
+    SessionState,
+    StateChange,
+    Status,
+)
 from devicectl.units import KGF_N, ForceUnit
 
 
@@ -106,3 +119,32 @@ def test_dose_table_has_a_row_per_step_and_gun_time_against_planned() -> None:
     assert "2. pause: Put the gun down an..." in rows  # long labels are cut
     assert rows["1. gun: quads"].endswith("45/60")  # gun seconds delivered against planned
     assert rows["3. hold: calf L"].split()[4:7] == ["30.0", "30", "1/1"]
+
+
+def test_a_band_change_has_a_line_in_the_plan_unit_with_its_reason() -> None:
+    raised = BandChanged(12.0, 0, 1, (25.0, 45.0), (20.0, 40.0), BandDirection.UP, "too little")
+    line = event_line(raised, 12.0, _plan(ForceUnit.N))
+    assert line == "[   12.0s] band raised to 25-45 N (too little)"
+    lowered = BandChanged(13.0, 0, 1, (2 * KGF_N, 4 * KGF_N), (0.0, 0.0), BandDirection.DOWN)
+    line = event_line(lowered, 13.0, _plan(ForceUnit.KGF))
+    assert line == "[   13.0s] band lowered to 2-4 kgf"
+
+
+def test_the_json_sink_emits_a_band_change_with_its_fields() -> None:
+    out = io.StringIO()
+    sink = JsonSink(out)
+    sink.sample(0.5, 21.0)  # samples are not on this stream
+    raised = BandChanged(12.0, 0, 1, (22.0, 42.0), (20.0, 40.0), BandDirection.UP, "too little")
+    sink.outputs([raised], 12.0)
+    [record] = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert record == {
+        "type": "BandChanged",
+        "elapsed_s": 12.0,
+        "t": 12.0,
+        "step_index": 0,
+        "rep": 1,
+        "band_n": [22.0, 42.0],
+        "previous_n": [20.0, 40.0],
+        "direction": "up",
+        "reason": "too little",
+    }

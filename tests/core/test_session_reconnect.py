@@ -120,6 +120,9 @@ class Collect:
         self.statuses.append(status)
         self.status_changed.set()
 
+    def sample(self, t_s: float, force_n: float) -> None:
+        return None
+
     def message(self, text: str) -> None:
         self.messages.append(text)
 

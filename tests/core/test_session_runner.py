@@ -82,12 +82,16 @@ class Collect:
     def __init__(self) -> None:
         self.seen: list[Output] = []
         self.messages: list[str] = []
+        self.samples: list[tuple[float, float]] = []
 
     def outputs(self, outputs: Sequence[Output], elapsed_s: float) -> None:
         self.seen.extend(outputs)
 
     def status(self, status: Status) -> None:
         return None
+
+    def sample(self, t_s: float, force_n: float) -> None:
+        self.samples.append((t_s, force_n))
 
     def message(self, text: str) -> None:
         self.messages.append(text)

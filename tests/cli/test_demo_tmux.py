@@ -1,0 +1,108 @@
+"""`devicectl demo` for real, inside tmux: the live screen on a real terminal, read back with
+``tmux capture-pane`` (docs: shared/reference/libraries.md, "tmux runs a Textual app for real")."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shlex
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from devicectl.records import Records
+from tests.cli.helpers import ROOT
+from tests.conftest import require_tool
+
+# Starting Python, Textual and the simulated gauge takes a few seconds on a busy machine.
+SCREEN_TIMEOUT_S = 30.0
+# The screen is read this often while waiting for something to show.
+POLL_S = 0.1
+# The demo plan's first hold starts after a 3 s pause and a ramp; its 4 s of in-band time follow.
+HOLD_TIMEOUT_S = 40.0
+_DOSE = re.compile(r"dose\s+\S*\s+(\d+\.\d)/4 s")
+
+
+class Tmux:
+    def __init__(self, tmux: str, socket: str) -> None:
+        self.tmux = tmux
+        self.socket = socket
+
+    async def run(self, *args: str) -> str:
+        proc = await asyncio.create_subprocess_exec(
+            self.tmux, "-L", self.socket, *args,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(), 10)
+        assert proc.returncode == 0, err.decode()
+        return out.decode()
+
+    async def screen(self) -> str:
+        return await self.run("capture-pane", "-p", "-t", "demo")
+
+    async def until(self, predicate: Callable[[str], bool], timeout_s: float) -> str:
+        """The screen once ``predicate`` holds for it, read at most every POLL_S for
+        ``timeout_s`` (a terminal's screen has no event to await)."""
+        text = ""
+        for _ in range(round(timeout_s / POLL_S)):
+            text = await self.screen()
+            if predicate(text):
+                return text
+            await asyncio.sleep(POLL_S)
+        raise AssertionError(f"the screen never matched; last screen:\n{text}")
+
+
+@pytest.fixture
+async def tmux(tmp_path: Path) -> AsyncIterator[Tmux]:
+    session = Tmux(require_tool("tmux"), f"devicectl-test-{os.getpid()}-{tmp_path.name}")
+    try:
+        yield session
+    finally:
+        proc = await asyncio.create_subprocess_exec(
+            session.tmux, "-L", session.socket, "kill-server",
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        await asyncio.wait_for(proc.wait(), 10)
+
+
+def _dose(screen: str) -> float | None:
+    found = _DOSE.search(screen)
+    return None if found is None else float(found.group(1))
+
+
+async def test_demo_runs_for_real_in_a_terminal_and_stops_on_the_stop_key(
+    tmux: Tmux, tmp_path: Path
+) -> None:
+    db = tmp_path / "s.db"
+    exit_file = tmp_path / "exit"
+    command = (
+        f"cd {shlex.quote(str(ROOT))} && {shlex.quote(sys.executable)} -m devicectl demo "
+        f"--db {shlex.quote(str(db))}; echo $? > {shlex.quote(str(exit_file))}; "
+        f"{shlex.quote(tmux.tmux)} -L {tmux.socket} wait-for -S exited; sleep 60"
+    )
+    await tmux.run("new-session", "-d", "-s", "demo", "-x", "100", "-y", "35", command)
+
+    first = await tmux.until(lambda s: "SIMULATED" in s and "STOP" in s, SCREEN_TIMEOUT_S)
+    assert "demo site A" in first or "pause" in first
+    # The hold timer counts: the dose progress of the first hold rises.
+    counting = await tmux.until(lambda s: (_dose(s) or 0.0) > 0.5, HOLD_TIMEOUT_S)
+    later = await tmux.until(lambda s: (_dose(s) or 0.0) > (_dose(counting) or 0.0), 10)
+    # The force (the big digits, the top lines of the screen) changed while it did.
+    assert counting.splitlines()[:3] != later.splitlines()[:3]
+
+    await tmux.run("send-keys", "-t", "demo", "s")
+    await tmux.until(lambda s: "session stopped" in s, 10)
+    await tmux.run("send-keys", "-t", "demo", "q")
+    await tmux.run("wait-for", "exited")  # signalled by the shell once devicectl has exited
+    assert exit_file.read_text().strip() == "130"  # stopped by the stop key
+    store = Records.open(db)
+    try:
+        [session] = store.sessions()
+        assert session.status == "stopped"
+        assert session.samples > 100
+        assert [d.simulated for d in session.devices] == [True]
+    finally:
+        store.close()
