@@ -206,9 +206,14 @@ def report_result(result: SessionResult, plan: Plan, sink: ConsoleSink | JsonSin
 
 @contextmanager
 def signals_interrupt(runner: SessionRunner) -> Iterator[None]:
-    """Ctrl-C and SIGTERM become an emergency stop: actuators first, then a clean close."""
+    """Ctrl-C, SIGTERM and SIGHUP (the terminal closed) become an emergency stop: actuators
+    first, then a clean close."""
     loop = asyncio.get_running_loop()
-    names = {signal.SIGINT: "interrupted (Ctrl-C)", signal.SIGTERM: "terminated (SIGTERM)"}
+    names = {
+        signal.SIGINT: "interrupted (Ctrl-C)",
+        signal.SIGTERM: "terminated (SIGTERM)",
+        signal.SIGHUP: "the terminal closed (SIGHUP)",
+    }
     # asyncio.run's own Ctrl-C handling must come back afterwards (remove_signal_handler would
     # put Python's default back, raising KeyboardInterrupt wherever the closing code happens to be).
     before = {sig: signal.getsignal(sig) for sig in names}

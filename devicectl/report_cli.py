@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from devicectl.errors import DevicectlError
 from devicectl.records import Records
+from devicectl.records.store import default_db_path
 from devicectl.report import render_report, write_report
 
 __all__ = ["add_parser", "default_out", "report_command"]
@@ -42,7 +44,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def report_command(args: argparse.Namespace) -> int:
     """Render the report, write it atomically, print the path written."""
-    records = Records.open(args.db)
+    path = args.db if args.db is not None else default_db_path()
+    if not path.exists():  # reading must not leave an empty database behind
+        raise DevicectlError(f"no session records at {path}; run a session first, or give --db")
+    records = Records.open(path)
     try:
         html_text = render_report(records, args.id)
     finally:

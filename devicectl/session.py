@@ -265,6 +265,15 @@ class SessionRunner:
         if pump.done() and not self._done.is_set():
             self._device_failed(pump)
 
+    def abort(self, message: str) -> None:
+        """Something around the session failed (its screen crashed): stop every actuator and end
+        the session as interrupted, exit 1, with ``message`` recorded as the error."""
+        now = self.clock()
+        if not self._done.is_set():
+            self.writer.event(self._elapsed(now), "session_failure", message, severity="alarm")
+            self._ending = _Ending("interrupted", EXIT_DEVICE_FAILURE, error=message)
+        self._handle(self.core.command(now, Command.STOP), now)
+
     def _device_failed(self, pump: asyncio.Task[None]) -> None:
         exc = None if pump.cancelled() else pump.exception()
         if exc is not None and not isinstance(exc, DeviceError):
@@ -287,7 +296,12 @@ class SessionRunner:
             self.sink.sample(elapsed, sample.force_n)  # after the core: a stop never waits
 
     async def _tick(self) -> None:
-        next_at = self.clock()
+        # The core is fed the session clock; the heartbeat is paced by the event loop's own
+        # clock. Both are monotonic seconds in a session, but an injected clock (a test's, or a
+        # replay's) need not move with real time, and pacing by it would make the heartbeat's
+        # waits grow without bound while it stands still.
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
         while True:
             now = self.clock()
             self._handle(self.core.tick(now), now)
@@ -297,8 +311,8 @@ class SessionRunner:
             if self.writer.flush_due(self._elapsed(now)):
                 self.writer.flush()
             # Deadlines, not sleep(tick): a fixed sleep drifts (see docs on paced producers).
-            next_at = max(next_at + self.tick_s, now)
-            await asyncio.sleep(next_at - now)
+            next_at = max(next_at + self.tick_s, loop.time())
+            await asyncio.sleep(next_at - loop.time())
 
     def _with_link(self, status: Status) -> Status:
         """The core's status, with the T-bar's link state when it is not plainly connected."""

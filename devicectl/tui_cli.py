@@ -129,16 +129,22 @@ async def live_session(
 
 @contextmanager
 def _terminate_stops(app: LiveApp) -> Iterator[None]:
-    """SIGTERM stops every actuator and closes the session, as headless (Ctrl-C is a key here)."""
+    """SIGTERM, and SIGHUP (the terminal closed), stop every actuator and close the session, as
+    headless. Ctrl-C is a key here."""
     loop = asyncio.get_running_loop()
-    before = signal.getsignal(signal.SIGTERM)
-
-    loop.add_signal_handler(signal.SIGTERM, app.interrupt, "terminated (SIGTERM)")
+    reasons = {
+        signal.SIGTERM: "terminated (SIGTERM)",
+        signal.SIGHUP: "the terminal closed (SIGHUP)",
+    }
+    before = {sig: signal.getsignal(sig) for sig in reasons}
+    for sig, reason in reasons.items():
+        loop.add_signal_handler(sig, app.interrupt, reason)
     try:
         yield
     finally:
-        loop.remove_signal_handler(signal.SIGTERM)
-        signal.signal(signal.SIGTERM, before)
+        for sig, handler in before.items():
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, handler)
 
 
 async def _scan() -> ScanOutcome:

@@ -142,6 +142,8 @@ class LiveApp(App[SessionResult | None]):
         self.result = result
         if self._closing:
             return
+        if isinstance(self.screen, QuitModal):  # "stop the session?" no longer means anything
+            self.pop_screen()
         self.refresh_bindings()
         if self._quitting:
             self.exit(result)
@@ -160,7 +162,10 @@ class LiveApp(App[SessionResult | None]):
         if task is None or task.done():
             return
         if self.running and self.runner is not None:
-            self.runner.command(Command.STOP, reason="the terminal UI closed")
+            if self._exception is not None:  # the screen crashed: not a stop anyone chose
+                self.runner.abort(f"the terminal UI failed: {self._exception!r}")
+            else:
+                self.runner.command(Command.STOP, reason="the terminal UI closed")
         try:
             async with asyncio.timeout(SHUTDOWN_TIMEOUT_S):
                 await asyncio.shield(task)

@@ -97,6 +97,7 @@ class LiveScreen(Screen[None]):
         self._spans: list[BandSpan] = []
         self._open_span: tuple[int, tuple[float, float], float | None] | None = None
         self._marks: list[Mark] = []
+        self._holds_marked = 0  # for the start marks' labels, H1, H2, ...
         self._span_start = 0.0
         self._now_s = 0.0
 
@@ -162,7 +163,8 @@ class LiveScreen(Screen[None]):
         self.query_one(HoldPanel).status = status
         steps = self.query_one(StepsPanel)
         steps.step_index = status.step_index
-        steps.finished = status.state in (SessionState.COMPLETED, SessionState.STOPPED)
+        # Only a completed session ticks every step; after a stop the steps not reached stay open.
+        steps.finished = status.state is SessionState.COMPLETED
         devices = self.query_one(DevicesPanel)
         devices.link = status.link
         devices.rate_hz = self.sink.rate_hz(status.elapsed_s)
@@ -221,13 +223,14 @@ class LiveScreen(Screen[None]):
             alerts.add(line)
 
     def _mark(self, change: PhaseChange, elapsed_s: float) -> None:
-        """A hold starts at first contact (RAMP) and ends at the release cue (RELEASE)."""
-        step = self.plan.steps[change.step_index]
-        site = step.site if isinstance(step, HoldStep) else ""
+        """A hold starts at first contact (RAMP) and ends at the release cue (RELEASE). Starts
+        are labelled H1, H2, ... as in the history: a site's name does not fit between two marks
+        of an 80-column chart (the steps panel names the sites)."""
         if change.phase is Phase.RAMP and change.previous is not Phase.HOLD:
-            self._marks.append(Mark(elapsed_s, "start", f"{site} #{change.rep}"))
+            self._holds_marked += 1
+            self._marks.append(Mark(elapsed_s, "start", f"H{self._holds_marked}"))
         elif change.phase is Phase.RELEASE:
-            self._marks.append(Mark(elapsed_s, "end", f"{site} #{change.rep}"))
+            self._marks.append(Mark(elapsed_s, "end"))
 
     # -- the end ----------------------------------------------------------------------------------
 

@@ -9,6 +9,8 @@ import sqlite3
 import time
 from pathlib import Path
 
+import pytest
+
 from devicectl.opener import plan_segments
 from devicectl.planfile import load_plan
 from devicectl.records import Records
@@ -128,12 +130,21 @@ async def test_sigkill_mid_hold_leaves_an_interrupted_session_with_its_samples(
         store.close()
 
 
-async def test_ctrl_c_stops_the_session_cleanly_with_exit_130(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("sig", "reason"),
+    [
+        (signal.SIGINT, "interrupted (Ctrl-C)"),
+        (signal.SIGHUP, "the terminal closed (SIGHUP)"),
+    ],
+)
+async def test_ctrl_c_stops_the_session_cleanly_with_exit_130(
+    tmp_path: Path, sig: signal.Signals, reason: str
+) -> None:
     db = tmp_path / "c.db"
     proc = await spawn("run", "demo", "--tbar", "mark10@sim", "--db", str(db), "--json")
     try:
         await read_json_until(proc, _is_phase("RAMP"), limit_s=60)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         out, err = await asyncio.wait_for(proc.communicate(), 20)
     finally:
         if proc.returncode is None:
@@ -144,7 +155,10 @@ async def test_ctrl_c_stops_the_session_cleanly_with_exit_130(tmp_path: Path) ->
     assert b'"status": "stopped"' in out
     store = Records.open(db)
     try:
-        assert store.sessions()[0].status == "stopped"
+        [session] = store.sessions()
+        assert session.status == "stopped"
+        ended = [e for e in store.events(session.id) if e["kind"] == "session.stopped"]
+        assert [e["message"] for e in ended] == [reason]
     finally:
         store.close()
 

@@ -21,6 +21,7 @@ from devicectl.dose import HoldDose
 from devicectl.errors import DevicectlError, RecordsError
 from devicectl.records import DeviceRecord, Records
 from devicectl.report import CHART_COLUMNS, decimate, render_report, write_report
+from devicectl.report_cli import report_command
 from devicectl.units import KGF_N
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -565,3 +566,11 @@ def test_a_missing_id_exits_2_with_one_line(
     assert captured.out == ""
     assert captured.err == f"devicectl: error: no session 99 in {db}\n"
     assert not (tmp_path / "session-99.html").exists()
+
+
+def test_reporting_from_a_missing_database_creates_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "none.db"
+    args = argparse.Namespace(id=1, out=tmp_path / "r.html", db=missing)
+    with pytest.raises(DevicectlError, match="no session records at"):
+        report_command(args)
+    assert not missing.exists()

@@ -51,8 +51,9 @@ class FakeClock:
 class QueueSensor(ForceSensor):
     """Yields the samples the test pushes, with the times they were pushed at."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: FakeClock) -> None:
         self.queue: asyncio.Queue[ForceSample] = asyncio.Queue()
+        self.clock = clock
         self.tared = 0
         self.listener: LinkListener | None = None
         self._info = DeviceInfo("scripted", "test", simulated=True, battery="80%")
@@ -62,7 +63,11 @@ class QueueSensor(ForceSensor):
 
     async def samples(self) -> AsyncIterator[ForceSample]:
         while True:
-            yield await self.queue.get()
+            sample = await self.queue.get()
+            # The clock reaches a sample's time when it is delivered, as a real sample's time is
+            # its arrival: the runner's heartbeat never sees a time ahead of the samples it has.
+            self.clock.t = max(self.clock.t, sample.t)
+            yield sample
 
     async def tare(self) -> None:
         self.tared += 1
@@ -128,11 +133,13 @@ class Rig:
     sensor: QueueSensor
     clock: FakeClock
     records: Records
+    pushed_t: float = 0.0  # the last queued sample's time
 
     def push(self, force_n: float, dt: float = STEP_S) -> None:
-        """Move the clock on by ``dt`` and deliver one sample taken then."""
-        self.clock.t += dt
-        self.sensor.queue.put_nowait(ForceSample(self.clock.t, force_n))
+        """Queue one sample taken ``dt`` after the last one (or after the clock, if the test
+        moved it further); the clock reaches its time when it is delivered."""
+        self.pushed_t = max(self.pushed_t, self.clock.t) + dt
+        self.sensor.queue.put_nowait(ForceSample(self.pushed_t, force_n))
 
     def press_for(self, force_n: float, seconds: float, dt: float = STEP_S) -> None:
         for _ in range(round(seconds / dt)):
@@ -182,7 +189,8 @@ def build_rig(
 ) -> Rig:
     """A live app on ``plan`` whose runner reads a :class:`QueueSensor` on a :class:`FakeClock`
     and records into ``records``."""
-    sensor, clock = QueueSensor(), FakeClock()
+    clock = FakeClock()
+    sensor = QueueSensor(clock)
     actuators: dict[Actuator, ActuatorPort] = {Actuator.GUN: gun} if gun else {}
 
     def make_runner(sink: SessionSink) -> SessionRunner:
@@ -477,6 +485,22 @@ async def test_q_while_running_asks_and_no_keeps_going(make_rig: Callable[..., R
     assert rig.records.sessions()[0].status == "stopped"
 
 
+async def test_a_stop_under_the_quit_question_closes_it_and_ticks_no_step_not_run(
+    make_rig: Callable[..., Rig],
+) -> None:
+    rig = make_rig(plan_of(hold(), hold(site="neck")))
+    async with rig.app.run_test(size=(80, 24)) as pilot:
+        await started(rig, pilot)
+        await pilot.press("q")
+        await wait_until(pilot, lambda: isinstance(rig.app.screen, QuitModal))
+        await pilot.press("s")  # the emergency stop works under the question...
+        await ended(rig, pilot)
+        # ...and the question about a running session goes with the session.
+        await wait_until(pilot, lambda: isinstance(rig.app.screen, LiveScreen))
+        await wait_until(pilot, lambda: "STOPPED" in rig.shown(HoldPanel).upper())
+        assert "✓" not in rig.shown(StepsPanel)  # nothing was done: nothing is ticked
+
+
 async def test_q_after_the_end_leaves_at_once(make_rig: Callable[..., Rig]) -> None:
     rig = make_rig(plan_of(hold(hold_s=0.5, rest_s=0.5)))
     async with rig.app.run_test(size=(80, 24)) as pilot:
@@ -641,3 +665,26 @@ async def test_the_key_widgets_fit_the_terminal(
             assert chart.height >= 6
         footer = screen.query_one("Footer").region
         assert footer.y == size[1] - 1
+
+
+async def test_a_crash_of_the_screen_stops_the_session_as_interrupted(
+    make_rig: Callable[..., Rig],
+) -> None:
+    rig = make_rig(plan_of(hold()))
+
+    def broken() -> None:
+        raise RuntimeError("a widget broke")
+
+    async def crash_it() -> None:
+        async with rig.app.run_test(size=(80, 24)) as pilot:
+            await started(rig, pilot)
+            rig.app.call_later(broken)
+            await wait_until(pilot, lambda: rig.app.return_code is not None)
+
+    with pytest.raises(RuntimeError, match="a widget broke"):
+        await crash_it()
+    [session] = rig.records.sessions()
+    assert session.status == "interrupted"  # not "stopped": nobody chose to stop it
+    failures = [e for e in rig.events() if e["kind"] == "session_failure"]
+    assert len(failures) == 1
+    assert "a widget broke" in failures[0]["message"]
