@@ -374,7 +374,7 @@ def device_rows(
         if info.battery:
             text.append(f" bat {info.battery}")
         if i == 0:
-            text.append(f" {rate_hz:.0f} Hz")
+            text.append(f" {rate_hz:.0f}\u00a0Hz")
         rows.append(text)
     return rows or [Text("no devices", "bright_black")]
 

@@ -626,7 +626,7 @@ async def test_a_1khz_burst_is_aggregated_and_the_rate_is_measured(
         for i in range(1000):
             rig.push(30.0 + (i % 7), 0.001)
         await wait_until(pilot, lambda: rig.app.sink.samples_seen >= 1000)
-        await wait_until(pilot, lambda: "1000 Hz" in rig.shown(DevicesPanel))
+        await wait_until(pilot, lambda: "1000\u00a0Hz" in rig.shown(DevicesPanel))
         await wait_until(pilot, lambda: sum(added) >= 38)
         drains = rig.screen.chart_drains - drains_before
         # 1,000 samples over 1 s of sensor time became 20 buckets of two points each.
@@ -688,3 +688,35 @@ async def test_a_crash_of_the_screen_stops_the_session_as_interrupted(
     failures = [e for e in rig.events() if e["kind"] == "session_failure"]
     assert len(failures) == 1
     assert "a widget broke" in failures[0]["message"]
+
+
+async def test_pressure_during_rest_and_stale_data_are_in_the_alert_log(
+    make_rig: Callable[..., Rig],
+) -> None:
+    rig = make_rig(plan_of(hold(hold_s=0.5, rest_s=5.0, repeat=2)))
+    async with rig.app.run_test(size=(80, 24)) as pilot:
+        await started(rig, pilot)
+        rig.press_for(30.0, 0.8)
+        rig.push(0.0)
+        await showing(rig, pilot, Phase.REST)
+        rig.push(25.0)  # the client is pressed on during the rest
+        await wait_until(pilot, lambda: any("pressure during rest" in x for x in rig.alert_lines()))
+        rig.push(0.0)
+        rig.clock.t += 3.0  # no sample for longer than the stale-data timeout
+        await wait_until(pilot, lambda: rig.status.frozen)
+        await wait_until(pilot, lambda: any("frozen" in x for x in rig.alert_lines()))
+        severities = [sev for _, sev in rig.screen.query_one(AlertLog).lines_written]
+        assert "warning" in severities
+
+
+async def test_an_over_held_press_is_an_alarm_in_the_log_with_a_bell(
+    make_rig: Callable[..., Rig],
+) -> None:
+    # Pressed below the band, the hold never completes; at its wall-time cap it is over-held.
+    rig = make_rig(plan_of(hold(hold_s=5.0, max_hold_s=2.0)))
+    async with rig.app.run_test(size=(80, 24)) as pilot:
+        await started(rig, pilot)
+        rig.press_for(10.0, 2.5)
+        await wait_until(pilot, lambda: any("OVER-HELD" in x for x in rig.alert_lines()))
+        assert "alarm" in [sev for _, sev in rig.screen.query_one(AlertLog).lines_written]
+        assert rig.app.bells >= 1
