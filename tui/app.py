@@ -118,7 +118,14 @@ class LiveApp(App[SessionResult | None]):
         runner = self.make_runner(self.sink)
         self.runner = runner
         self.install_screen(
-            LiveScreen(self.plan, self.sink, self.devices, self._dose_now), name="live"
+            LiveScreen(
+                self.plan,
+                self.sink,
+                self.devices,
+                self._dose_now,
+                tbar_now=lambda: runner.sensor.info,
+            ),
+            name="live",
         )
         self.push_screen("live")
         # A task of our own rather than a Textual worker: Textual cancels its workers before the

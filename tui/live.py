@@ -86,12 +86,16 @@ class LiveScreen(Screen[None]):
         sink: TuiSink,
         devices: Sequence[DeviceInfo],
         dose_now: Callable[[], SessionDose],
+        tbar_now: Callable[[], DeviceInfo | None] | None = None,
     ) -> None:
         super().__init__()
         self.plan = plan
         self.sink = sink
         self.devices = tuple(devices)
         self.dose_now = dose_now
+        # The T-bar's identity as its driver has it now: a battery that runs low (or a device
+        # that reconnects) shows without restarting the screen.
+        self.tbar_now = tbar_now
         self.status_drains = 0
         self.chart_drains = 0
         self._spans: list[BandSpan] = []
@@ -166,6 +170,11 @@ class LiveScreen(Screen[None]):
         # Only a completed session ticks every step; after a stop the steps not reached stay open.
         steps.finished = status.state is SessionState.COMPLETED
         devices = self.query_one(DevicesPanel)
+        current = self.tbar_now() if self.tbar_now is not None else None
+        if current is not None and self.devices and current != self.devices[0]:
+            self.devices = (current, *self.devices[1:])
+            devices.devices = self.devices
+            devices.refresh()
         devices.link = status.link
         devices.rate_hz = self.sink.rate_hz(status.elapsed_s)
         devices.compact = self.size.width < WIDE_FROM_COLUMNS

@@ -6,6 +6,7 @@ runner ticks at 20 Hz of real time, but the core only sees time pass when the te
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -720,3 +721,16 @@ async def test_an_over_held_press_is_an_alarm_in_the_log_with_a_bell(
         await wait_until(pilot, lambda: any("OVER-HELD" in x for x in rig.alert_lines()))
         assert "alarm" in [sev for _, sev in rig.screen.query_one(AlertLog).lines_written]
         assert rig.app.bells >= 1
+
+
+async def test_the_devices_panel_follows_the_battery_the_driver_reports(
+    make_rig: Callable[..., Rig],
+) -> None:
+    rig = make_rig(plan_of(hold(hold_s=30.0)))
+    async with rig.app.run_test(size=(120, 40)) as pilot:
+        await started(rig, pilot)
+        await wait_until(pilot, lambda: "80%" in rig.shown(DevicesPanel))
+        # The gauge warns of low power mid-session (as the Progressor's driver records it).
+        rig.sensor._info = dataclasses.replace(rig.sensor._info, battery="3.30 V (low)")
+        rig.push(10.0)
+        await wait_until(pilot, lambda: "3.30 V (low)" in rig.shown(DevicesPanel))
