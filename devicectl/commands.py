@@ -11,7 +11,7 @@ import os
 import signal
 import stat
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,7 +165,7 @@ async def run_session(
         runner = SessionRunner(plan, opened.sensor, opened.writer, sink)
         sink.message(f"plan: {plan.name} ({len(plan.steps)} steps); {KEY_HELP}")
         async with _keyboard(runner):
-            with signals_interrupt(runner):
+            with signals_stop(runner.interrupt):
                 result = await runner.run()
     report_result(result, plan, sink)
     return result.exit_code
@@ -204,21 +204,27 @@ def report_result(result: SessionResult, plan: Plan, sink: ConsoleSink | JsonSin
         print(f"devicectl: error: {result.error}", file=sys.stderr)
 
 
+# The signals that stop a session: every actuator first, then a clean close of the record.
+STOP_SIGNALS = {
+    signal.SIGINT: "interrupted (Ctrl-C)",
+    signal.SIGTERM: "terminated (SIGTERM)",
+    signal.SIGHUP: "the terminal closed (SIGHUP)",
+}
+
+
 @contextmanager
-def signals_interrupt(runner: SessionRunner) -> Iterator[None]:
-    """Ctrl-C, SIGTERM and SIGHUP (the terminal closed) become an emergency stop: actuators
-    first, then a clean close."""
+def signals_stop(
+    interrupt: Callable[[str], None], signals: Iterable[signal.Signals] = tuple(STOP_SIGNALS)
+) -> Iterator[None]:
+    """While inside, each of ``signals`` calls ``interrupt(reason)``: an emergency stop (the
+    live screen leaves out SIGINT, which is its Ctrl-C key)."""
     loop = asyncio.get_running_loop()
-    names = {
-        signal.SIGINT: "interrupted (Ctrl-C)",
-        signal.SIGTERM: "terminated (SIGTERM)",
-        signal.SIGHUP: "the terminal closed (SIGHUP)",
-    }
+    chosen = list(signals)
     # asyncio.run's own Ctrl-C handling must come back afterwards (remove_signal_handler would
     # put Python's default back, raising KeyboardInterrupt wherever the closing code happens to be).
-    before = {sig: signal.getsignal(sig) for sig in names}
-    for sig, reason in names.items():
-        loop.add_signal_handler(sig, runner.interrupt, reason)
+    before = {sig: signal.getsignal(sig) for sig in chosen}
+    for sig in chosen:
+        loop.add_signal_handler(sig, interrupt, STOP_SIGNALS[sig])
     try:
         yield
     finally:

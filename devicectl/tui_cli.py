@@ -13,8 +13,6 @@ import asyncio
 import dataclasses
 import signal
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from devicectl import commands, opener
@@ -111,7 +109,8 @@ async def live_session(
             return SessionRunner(plan, opened.sensor, opened.writer, sink)
 
         app = LiveApp(plan, make_runner, [opened.info], hands[0] if hands else None)
-        with _terminate_stops(app):
+        # SIGTERM and SIGHUP (the terminal closed) stop first, as headless; Ctrl-C is a key here.
+        with commands.signals_stop(app.interrupt, (signal.SIGTERM, signal.SIGHUP)):
             await app.run_async()
     for line in said:
         print(line)
@@ -125,26 +124,6 @@ async def live_session(
     if result.error:
         print(f"devicectl: error: {result.error}", file=sys.stderr)
     return result.exit_code
-
-
-@contextmanager
-def _terminate_stops(app: LiveApp) -> Iterator[None]:
-    """SIGTERM, and SIGHUP (the terminal closed), stop every actuator and close the session, as
-    headless. Ctrl-C is a key here."""
-    loop = asyncio.get_running_loop()
-    reasons = {
-        signal.SIGTERM: "terminated (SIGTERM)",
-        signal.SIGHUP: "the terminal closed (SIGHUP)",
-    }
-    before = {sig: signal.getsignal(sig) for sig in reasons}
-    for sig, reason in reasons.items():
-        loop.add_signal_handler(sig, app.interrupt, reason)
-    try:
-        yield
-    finally:
-        for sig, handler in before.items():
-            loop.remove_signal_handler(sig)
-            signal.signal(sig, handler)
 
 
 async def _scan() -> ScanOutcome:
