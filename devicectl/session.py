@@ -40,7 +40,7 @@ from devicectl.timing.types import (
     Status,
 )
 from drivers.errors import DeviceError
-from drivers.force import ForceSensor
+from drivers.force import DeviceInfo, ForceSensor
 from drivers.supervisor import LinkState
 
 # The core is ticked this often with no sample, so countdowns and the stale-data rule run on time.
@@ -60,7 +60,8 @@ FEEDBACK_MIN, FEEDBACK_MAX = 0, 10
 # Taring re-zeroes the gauge at the load on it now: only sensible with the tip off the skin.
 _TARE_PHASES = frozenset({Phase.ARMED, Phase.REST, Phase.WAITING, Phase.RUNNING, Phase.DONE})
 
-__all__ = ["ActuatorPort", "SessionResult", "SessionRunner", "SessionSink"]
+# DeviceInfo is re-exported: what a screen shows of a device comes through the core, not drivers.
+__all__ = ["ActuatorPort", "DeviceInfo", "SessionResult", "SessionRunner", "SessionSink"]
 
 
 class SessionSink(Protocol):

@@ -43,3 +43,11 @@ class SampleStream:
                     return
                 raise item
             yield item
+
+
+async def close_stream(stream: AsyncIterator[ForceSample]) -> None:
+    """Close a consumer's sample iterator now, when it stops early, rather than whenever the
+    garbage collector finalises it (a driver's generator may hold a link or a task)."""
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        await aclose()

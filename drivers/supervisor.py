@@ -47,6 +47,7 @@ from drivers.errors import (
     DeviceTimeout,
 )
 from drivers.force import DeviceInfo, ForceSample, ForceSensor, LinkListener, LinkStats
+from drivers.sample_stream import close_stream
 
 __all__ = [
     "DEFAULT_GIVE_UP_S",
@@ -262,7 +263,7 @@ class SupervisedSensor(ForceSensor):
                     raise
                 cause = exc
             finally:
-                await _aclose(stream)  # when the consumer stops early, now rather than by GC
+                await close_stream(stream)  # when the consumer stops early, now rather than by GC
             if not await self._reconnect(cause):
                 return  # closed while reconnecting
 
@@ -416,12 +417,6 @@ class SupervisedSensor(ForceSensor):
         self._state = state
         if self._listener is not None:
             self._listener(state, message)
-
-
-async def _aclose(stream: AsyncIterator[ForceSample]) -> None:
-    aclose = getattr(stream, "aclose", None)
-    if aclose is not None:
-        await aclose()
 
 
 def _being_cancelled() -> bool:

@@ -12,11 +12,10 @@ import asyncio
 import dataclasses
 import math
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 from drivers.capture import CaptureLog, CapturingTransport, read_capture
-from drivers.force import DeviceInfo, ForceSample, ForceSensor
+from drivers.force import DeviceInfo
 from drivers.mark10 import Mark10
 from drivers.progressor import Progressor
 from drivers.transport.base import Transport
@@ -33,8 +32,8 @@ from simulators.mark10 import Mark10Device
 from simulators.progressor import ProgressorDevice
 from simulators.replay import ReplayDevice, ReplayGatt
 from simulators.serve import ByteDevice, PtyServer
+from tests.samples import take
 
-WAIT_S = 10.0  # an upper bound for awaiting the readings; each run takes well under 1 s
 READINGS = 12
 ADDRESS = "F0:0D:5E:ED:00:01"
 
@@ -44,28 +43,6 @@ def pressing() -> TherapistModel:
     return TherapistModel(
         [Segment("ramp", 2.0, 40.0), Segment("hold", math.inf, 40.0)], tremor_n=0.5, seed=7
     )
-
-
-async def take(sensor: ForceSensor, n: int) -> list[ForceSample]:
-    async def collect() -> list[ForceSample]:
-        got: list[ForceSample] = []
-        stream = sensor.samples()
-        try:
-            async for sample in stream:
-                got.append(sample)
-                if len(got) == n:
-                    break
-        finally:
-            await _aclose(stream)
-        return got
-
-    return await asyncio.wait_for(collect(), WAIT_S)
-
-
-async def _aclose(stream: AsyncIterator[ForceSample]) -> None:
-    aclose = getattr(stream, "aclose", None)
-    if aclose is not None:
-        await aclose()
 
 
 async def mark10_run(

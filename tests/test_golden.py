@@ -26,13 +26,12 @@ import itertools
 import math
 import re
 import struct
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pytest
 
 from drivers.capture import read_capture
-from drivers.force import ForceSample, ForceSensor
 from drivers.mark10 import Mark10
 from drivers.progressor import Progressor
 from drivers.transport.serial import SerialTransport
@@ -44,9 +43,9 @@ from simulators.mark10 import Mark10Device
 from simulators.progressor import ProgressorDevice
 from simulators.replay import Conversation, ReplayDevice, ReplayGatt, Reply, Step
 from simulators.serve import PtyServer
+from tests.samples import take
 
 GOLDEN = Path(__file__).parent / "golden"
-WAIT_S = 10.0  # an upper bound for awaiting the readings; the conversations take well under 1 s
 # By definition (DESIGN.md, Units): 1 kgf = 9.80665 N, 1 lbf = 4.4482216152605 N.
 KGF_N = 9.80665
 LBF_N = 4.4482216152605
@@ -68,28 +67,6 @@ class FakeClock:
 
 def golden(name: str) -> Capture:
     return read_capture(GOLDEN / f"{name}.jsonl")
-
-
-async def take(sensor: ForceSensor, n: int) -> list[ForceSample]:
-    async def collect() -> list[ForceSample]:
-        got: list[ForceSample] = []
-        stream = sensor.samples()
-        try:
-            async for sample in stream:
-                got.append(sample)
-                if len(got) == n:
-                    break
-        finally:
-            await _aclose(stream)
-        return got
-
-    return await asyncio.wait_for(collect(), WAIT_S)
-
-
-async def _aclose(stream: AsyncIterator[ForceSample]) -> None:
-    aclose = getattr(stream, "aclose", None)
-    if aclose is not None:
-        await aclose()
 
 
 # ------------------------------------------------------------------ (a) driver against golden

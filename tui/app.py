@@ -27,9 +27,8 @@ from textual.timer import Timer
 
 from devicectl.dose import SessionDose
 from devicectl.plan import Plan
-from devicectl.session import SessionResult, SessionRunner, SessionSink
+from devicectl.session import DeviceInfo, SessionResult, SessionRunner, SessionSink
 from devicectl.timing.types import Command, SessionState
-from drivers.force import DeviceInfo
 from tui.hands import Hands
 from tui.live import FeedbackModal, LiveScreen, QuitModal
 from tui.sink import TuiSink

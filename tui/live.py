@@ -21,7 +21,7 @@ from textual.widgets import Button, Footer, Label, OptionList, Static
 from devicectl.console import event_line
 from devicectl.dose import SessionDose
 from devicectl.plan import HoldStep, Plan
-from devicectl.session import SessionResult
+from devicectl.session import DeviceInfo, SessionResult
 from devicectl.timing.types import (
     Alert,
     BandChanged,
@@ -33,7 +33,6 @@ from devicectl.timing.types import (
     SessionState,
     Status,
 )
-from drivers.force import DeviceInfo
 from tui.chart import BandSpan, ForceChart, Mark
 from tui.sink import TuiSink
 from tui.widgets import (

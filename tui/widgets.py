@@ -21,9 +21,9 @@ from textual.widgets import Digits, RichLog, Static
 from devicectl.console import _step_label
 from devicectl.dose import SessionDose, step_label
 from devicectl.plan import Plan
+from devicectl.session import DeviceInfo
 from devicectl.timing.types import Phase, SessionState, Status
 from devicectl.units import ForceUnit, from_newtons
-from drivers.force import DeviceInfo
 
 __all__ = [
     "AlertLog",

@@ -7,7 +7,7 @@ import asyncio
 import itertools
 import math
 import statistics
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 
@@ -15,6 +15,7 @@ from drivers.errors import DeviceDisconnected
 from drivers.force import ForceSample
 from drivers.progressor import MODEL_NAME, Progressor
 from drivers.progressor_clock import MAX_DRIFT, DeviceClock, JumpFilter
+from drivers.sample_stream import close_stream
 from protocols.progressor import KGF_N, US_WRAP, Opcode
 from simulators.ble_backend import SimRegistry, progressor_peripheral
 from simulators.force_model import Segment, TherapistModel, constant
@@ -74,7 +75,7 @@ async def take(driver: Progressor, n: int) -> list[tuple[float, ForceSample]]:
                 if len(got) >= n:
                     break
         finally:
-            await _aclose(stream)
+            await close_stream(stream)
         return got
 
     return await asyncio.wait_for(collect(), WAIT_S)
@@ -92,16 +93,10 @@ async def take_until(
                 if wanted(sample):
                     break
         finally:
-            await _aclose(stream)
+            await close_stream(stream)
         return got
 
     return await asyncio.wait_for(collect(), WAIT_S)
-
-
-async def _aclose(stream: AsyncIterator[ForceSample]) -> None:
-    aclose = getattr(stream, "aclose", None)
-    if aclose is not None:
-        await aclose()
 
 
 # ------------------------------------------------------------------ over the simulator
